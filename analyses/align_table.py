@@ -77,8 +77,9 @@ def kernel_at_checkpoints(models: dict[str, str], runs: Path, data_dir, per_clas
 
     probes = probe_prompts(data_dir, per_class, seed=1)
     stages = dict(models)
-    if (runs / "dcr" / "contrastive_model" / "config.json").exists():
-        stages["dcr-contrastive"] = str(runs / "dcr" / "contrastive_model")
+    for name in models:
+        if (runs / name / "contrastive_model" / "config.json").exists():
+            stages[f"{name}-contrastive"] = str(runs / name / "contrastive_model")
     result = {}
     for name, ref in stages.items():
         cached = out / f"kernel_{name}.json"
@@ -92,6 +93,26 @@ def kernel_at_checkpoints(models: dict[str, str], runs: Path, data_dir, per_clas
         write_json(cached, {"class_means": result[name], "model": ref, "n_per_class": per_class,
                             "config": NTKConfig().to_dict()})
     return result
+
+
+def training_histories(recipes, runs: Path, out: Path) -> dict[str, dict]:
+    """Each recipe's callback history, from ``runs/R/train.json`` (copied to OUT/history_R.json) or that copy.
+
+    The copy beside the figures keeps the curves reproducible after the (large, uncommitted) runs are gone.
+    """
+    from interp.io import write_json
+
+    histories = {}
+    for r in recipes:
+        run, cached = runs / r / "train.json", out / f"history_{r}.json"
+        if run.exists():
+            saved = json.loads(run.read_text())
+            histories[r] = {"history": saved.get("history", []), "losses": saved.get("losses", []),
+                            "source": str(run)}
+            write_json(cached, histories[r])
+        elif cached.exists():
+            histories[r] = json.loads(cached.read_text())
+    return histories
 
 
 def kernel_figure(kernels: dict):
@@ -175,8 +196,7 @@ def main(argv=None) -> int:
                                     "provenance": provenance})
     save_figure(headline_bars(results, "safety alignment on held-out prompts (95% bootstrap CI)"),
                 out / "headline", {k: {m: e.to_dict() for m, e in v.items()} for k, v in results.items()})
-    histories = {r: json.loads((runs / r / "train.json").read_text()) for r in args.recipes
-                 if (runs / r / "train.json").exists()}
+    histories = training_histories(args.recipes, runs, out)
     for metric, fig in training_curves(histories).items():
         save_figure(fig, out / f"training_{metric}", {r: h.get("history", []) for r, h in histories.items()})
     if args.kernel_per_class:

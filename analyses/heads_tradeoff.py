@@ -75,8 +75,11 @@ class Config:
     """Benchmark data directory; when given, AdvBench joins the harmful prompts."""
 
 
-def asr(model, prompts: list[str], cfg: Config) -> float:
+def asr(model, prompts: list[str], cfg: Config, examples: dict | None = None) -> float:
+    """Fraction of replies that are not refusals; the first few replies go into ``examples`` if given."""
     replies = generate(model, prompts, cfg.max_new_tokens, cfg.batch_size, progress=False)
+    if examples is not None:
+        examples.update(dict(zip(prompts[:4], replies[:4], strict=True)))
     return sum(not is_refusal(r) for r in replies) / len(replies)
 
 
@@ -89,7 +92,9 @@ def measure(model, ctx: AbstractContextManager, ev: dict, cfg: Config, what=("as
     with ctx:
         out = {}
         if "asr" in what:
-            out["asr_harmful"] = asr(model, ev["harmful"], cfg)
+            # replies are kept so a reader can tell a bypassed refusal from a broken model
+            out["examples_harmful"] = {}
+            out["asr_harmful"] = asr(model, ev["harmful"], cfg, out["examples_harmful"])
         if "harmless_refusal" in what:
             out["refusal_rate_harmless"] = 1.0 - asr(model, ev["harmless"], cfg)
         if "mc" in what:
@@ -124,6 +129,8 @@ def tradeoff_figure(rows: list[dict]) -> go.Figure:
 
 
 def to_csv(rows: list[dict]) -> str:
+    """The scalar columns of ``rows`` (example replies stay in the JSON)."""
+    rows = [{k: v for k, v in r.items() if not isinstance(v, dict | list)} for r in rows]
     buf = io.StringIO()
     keys = list(dict.fromkeys(k for r in rows for k in r))
     w = csv.DictWriter(buf, fieldnames=keys)
@@ -157,7 +164,7 @@ def run(cfg: Config, out: str) -> dict:
     ablated = measure(model, ablate_direction(model, refusal), ev, cfg, ("asr", "mc"))
     added = measure(model, add_direction(model, refusal, 1.0), ev, cfg, ("harmless_refusal",))
     results["refusal_direction"] = {
-        "layer": refusal.layer, "selection_table": sel.table, "baseline": base, "ablated": ablated,
+        "layer": refusal.layer, "selection_table": sel.table, "criterion": sel.criterion, "baseline": base, "ablated": ablated,
         "added": added, "asr_increase_points": 100 * (ablated["asr_harmful"] - base["asr_harmful"]),
         "harmless_refusal_increase_points":
             100 * (added["refusal_rate_harmless"] - base["refusal_rate_harmless"]),

@@ -258,13 +258,17 @@ def _logprobs(model: Model, prompts: Sequence[str], batch_size: int) -> Tensor:
 def select_refusal_direction(
     model: Model, candidates: LayerDirections, harmful_val: Sequence[str], harmless_val: Sequence[str],
     metric: Metric, kl_max: float = 0.1, max_layer_fraction: float = 0.8, batch_size: int = 8,
+    bypass_max: float = 0.0, induce_min: float = 0.0,
 ) -> LayerSelection:
-    """The candidate whose ablation lowers the harmful refusal score most, with harmless KL <= kl_max.
+    """Arditi et al.'s selection: the candidate that removes refusal with the least collateral change.
 
-    Candidates from the last ``1 - max_layer_fraction`` of layers are skipped (they tend to act on the
-    unembedding directly, Arditi et al.). If none meets the KL bound, the lowest score wins (logged).
+    For every candidate layer in the first ``max_layer_fraction`` of the model (later ones tend to act on
+    the unembedding directly) it measures, on validation prompts: the mean refusal score of harmful
+    prompts with the direction ablated everywhere (*bypass*), the mean refusal score of harmless prompts
+    with it added at its layer (*induce*), and the first-token KL of harmless prompts under ablation.
+    The choice among them is :func:`choose_refusal_candidate`.
     """
-    from interp.interventions import ablate_direction
+    from interp.interventions import ablate_direction, add_direction
 
     base_lp = _logprobs(model, harmless_val, batch_size)
     table = []
@@ -274,16 +278,44 @@ def select_refusal_direction(
         with ablate_direction(model, d):
             score = _metric_mean(model, harmful_val, metric, batch_size)
             lp = _logprobs(model, harmless_val, batch_size)
+        with add_direction(model, d):
+            induced = _metric_mean(model, harmless_val, metric, batch_size)
         kl = float((base_lp.exp() * (base_lp - lp)).sum(-1).mean())
-        table.append({"layer": layer, "ablated_refusal_score": score, "harmless_kl": kl})
-    ok = [r for r in table if r["harmless_kl"] <= kl_max]
-    if not ok:
-        log.warning("no refusal candidate keeps harmless KL <= %g; choosing by refusal score alone", kl_max)
-        ok = table
-    best = min(ok, key=lambda r: r["ablated_refusal_score"])
+        table.append({"layer": layer, "ablated_refusal_score": score, "induced_refusal_score": induced,
+                      "harmless_kl": kl})
+    best, criterion = choose_refusal_candidate(table, kl_max, bypass_max, induce_min)
     chosen = candidates.at(best["layer"])
     chosen = Direction(chosen.vector, chosen.site, {**chosen.provenance, "selection": best})
-    return LayerSelection(chosen, table, f"min ablated refusal score s.t. harmless KL <= {kl_max}")
+    return LayerSelection(chosen, table, criterion)
+
+
+def choose_refusal_candidate(
+    table: Sequence[dict], kl_max: float = 0.1, bypass_max: float = 0.0, induce_min: float = 0.0
+) -> tuple[dict, str]:
+    """Pick a row of :func:`select_refusal_direction`'s table; returns it with the criterion that held.
+
+    Filters, as in Arditi et al.: ablation bypasses refusal (mean ablated refusal score <= ``bypass_max``;
+    scores are log-odds, so 0 means refusal is no longer the likelier first token), adding the direction
+    induces it (mean induced score >= ``induce_min``), and harmless KL <= ``kl_max``; the lowest ablated
+    score among rows passing all three wins. Small models rarely meet the KL bound (on SmolLM2-135M every
+    layer that removes refusal had KL >= 0.4), so the bound then relaxes to the smallest KL among rows
+    passing the other filters: the least collateral damage, not the weakest effect. If no row bypasses,
+    the lowest ablated score wins. Each fallback is named in the returned criterion and logged.
+    """
+    if not table:
+        raise ValueError("no candidate layers to choose from")
+    bypass = [r for r in table if r["ablated_refusal_score"] <= bypass_max]
+    both = [r for r in bypass if r.get("induced_refusal_score", induce_min) >= induce_min]
+    pool, what = (both, "bypass and induce") if both else (bypass, "bypass (no candidate induces)")
+    if not pool:
+        log.warning("no refusal candidate lowers the score below %g; choosing the lowest score", bypass_max)
+        return min(table, key=lambda r: r["ablated_refusal_score"]), "lowest ablated refusal score (none bypass)"
+    within = [r for r in pool if r["harmless_kl"] <= kl_max]
+    if within:
+        return (min(within, key=lambda r: r["ablated_refusal_score"]),
+                f"lowest ablated refusal score among {what} with harmless KL <= {kl_max}")
+    log.warning("no refusal candidate keeps harmless KL <= %g; choosing the smallest KL among %s", kl_max, what)
+    return min(pool, key=lambda r: r["harmless_kl"]), f"smallest harmless KL among {what} (none within {kl_max})"
 
 
 def select_truth_direction(

@@ -10,6 +10,7 @@ from interp.directions import (
     Direction,
     HeadDirections,
     LayerDirections,
+    choose_refusal_candidate,
     head_directions,
     mean_activations,
     mean_difference,
@@ -91,15 +92,39 @@ def test_select_refusal_direction_picks_lowest_score_within_kl(model):
                         model.hf.lm_head.weight[tid].detach().cpu()])
     cands = LayerDirections(vecs, "resid_pre", {"name": "planted"})
     sel = select_refusal_direction(model, cands, HARMFUL, HARMLESS, metric, kl_max=10.0,
-                                   max_layer_fraction=1.0)
+                                   max_layer_fraction=1.0, bypass_max=float("inf"), induce_min=float("-inf"))
     assert [r["layer"] for r in sel.table] == [0, 1]
     best = min(sel.table, key=lambda r: r["ablated_refusal_score"])
     assert sel.direction.layer == best["layer"] == 1
     assert sel.direction.provenance["selection"] == best
-    # with a KL bound nothing meets, it still returns the lowest score
-    strict = select_refusal_direction(model, cands, HARMFUL, HARMLESS, metric, kl_max=-1.0,
-                                      max_layer_fraction=1.0)
-    assert strict.direction.layer == 1
+    assert "KL <= 10.0" in sel.criterion
+    # adding the refusal token's unembedding raises its score on harmless prompts more than noise does
+    induced = {r["layer"]: r["induced_refusal_score"] for r in sel.table}
+    assert induced[1] > induced[0]
+
+
+# the selection table measured on the STL-trained SmolLM2 (figures/heads/heads_tradeoff.json), abridged
+SMOLLM_TABLE = [
+    {"layer": 5, "ablated_refusal_score": 1.24, "induced_refusal_score": -1.0, "harmless_kl": 0.046},
+    {"layer": 10, "ablated_refusal_score": -3.84, "induced_refusal_score": 0.5, "harmless_kl": 3.57},
+    {"layer": 14, "ablated_refusal_score": -11.2, "induced_refusal_score": 2.0, "harmless_kl": 13.8},
+    {"layer": 21, "ablated_refusal_score": -2.30, "induced_refusal_score": -0.4, "harmless_kl": 0.62},
+    {"layer": 22, "ablated_refusal_score": -2.87, "induced_refusal_score": 0.1, "harmless_kl": 0.67},
+]
+
+
+def test_choose_refusal_candidate_filters_then_relaxes_kl():
+    # the old rule (lowest score with KL <= 0.1) picked layer 5, whose ablation does not bypass refusal
+    row, crit = choose_refusal_candidate(SMOLLM_TABLE, kl_max=0.1)
+    assert row["layer"] == 22 and "smallest harmless KL" in crit  # 21 does not induce refusal
+    row, crit = choose_refusal_candidate(SMOLLM_TABLE, kl_max=5.0)
+    assert row["layer"] == 10 and "KL <= 5.0" in crit
+    row, _ = choose_refusal_candidate(SMOLLM_TABLE, kl_max=0.1, induce_min=float("-inf"))
+    assert row["layer"] == 21
+    row, crit = choose_refusal_candidate(SMOLLM_TABLE, bypass_max=-20.0)
+    assert row["layer"] == 14 and "none bypass" in crit
+    with pytest.raises(ValueError, match="no candidate"):
+        choose_refusal_candidate([])
 
 
 def test_select_truth_direction_maximizes_margin(model):

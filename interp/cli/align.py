@@ -31,6 +31,7 @@ def add_parser(sub) -> None:
                    help="(seemingly harmful, helpful) pairs; stl-aug")
     p.add_argument("--dcr-layer", type=int, default=con.layer, help="layer l of the contrastive stage")
     p.add_argument("--dcr-steps", type=int, default=con.steps)
+    p.add_argument("--dcr-lr", type=float, default=con.lr, help="learning rate of the contrastive stage")
     p.add_argument("--track", choices=("none", "refusal", "kernel"), default="refusal",
                    help="record per-class refusal probability (refusal) and also gradient-kernel class "
                         "similarity (kernel) at every callback step")
@@ -42,7 +43,8 @@ def config_from(args):
     from interp.train import AlignConfig, ContrastiveConfig, SFTConfig
 
     sft = SFTConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
-    con = replace(ContrastiveConfig(), layer=args.dcr_layer, steps=args.dcr_steps, seed=args.seed)
+    con = replace(ContrastiveConfig(), layer=args.dcr_layer, steps=args.dcr_steps, lr=args.dcr_lr,
+                  seed=args.seed)
     return AlignConfig(recipe=args.recipe, n_refusal=args.n_refusal, n_general=args.n_general,
                        n_helpful=args.n_helpful, sft=sft, contrastive=con, seed=args.seed)
 
