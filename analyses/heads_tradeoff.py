@@ -164,7 +164,8 @@ def run(cfg: Config, out: str) -> dict:
     ablated = measure(model, ablate_direction(model, refusal), ev, cfg, ("asr", "mc"))
     added = measure(model, add_direction(model, refusal, 1.0), ev, cfg, ("harmless_refusal",))
     results["refusal_direction"] = {
-        "layer": refusal.layer, "selection_table": sel.table, "criterion": sel.criterion, "baseline": base, "ablated": ablated,
+        "layer": refusal.layer, "selection_table": sel.table, "criterion": sel.criterion,
+        "baseline": base, "ablated": ablated,
         "added": added, "asr_increase_points": 100 * (ablated["asr_harmful"] - base["asr_harmful"]),
         "harmless_refusal_increase_points":
             100 * (added["refusal_rate_harmless"] - base["refusal_rate_harmless"]),

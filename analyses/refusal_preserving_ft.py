@@ -1,10 +1,12 @@
 """Truthfulness fine-tuning with and without the refusal-subspace constraint.
 
 config -> compute -> plot -> write. Starting from a safety-aligned checkpoint, fine-tunes for
-truthfulness (SFT on the training halves of the factual sets) twice: unconstrained, and with every
-update of the weights that write into the exported refusal subspace projected off it
-(:class:`interp.train.constraints.SubspaceConstraint`; the subspace is loaded from disk, i.e. from
-another process's export). Scores base, unconstrained and constrained models on held-out halves:
+truthfulness (SFT on the training halves of the factual sets) in up to three variants: unconstrained;
+constrained, with every update of the weights that write into the exported refusal subspace projected
+off it (:class:`interp.train.constraints.SubspaceConstraint`; the subspace is loaded from disk, i.e.
+from another process's export); and constrained-frozen, which also freezes every weight upstream of the
+subspace's site, so the subspace projection there is invariant for every prompt. Scores each model on
+held-out halves:
 MC1 on factual questions, refusal rate on harmful prompts, compliance on seemingly harmful and
 harmless prompts; and measures how far each fine-tune moved the subspace projection of the site's
 activation on held-out prompts. Writes JSON/CSV/figures into --out.
@@ -29,7 +31,12 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=8e-5)
     p.add_argument("--per-source", type=int, default=30)
     p.add_argument("--max-new-tokens", type=int, default=40)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
+                   help="constrained-frozen also freezes every weight upstream of the subspace's site")
     return p.parse_args(argv)
+
+
+VARIANTS = ("unconstrained", "constrained", "constrained-frozen")
 
 
 def subspace_drift(model, subspace, texts: list[str], reference) -> float:
@@ -72,9 +79,10 @@ def main(argv=None) -> int:
     subspace = load_subspace(sub_path, base)
     reference = last_token_activations(base, subspace.site, probe_texts)
     results, drift, training = {"aligned": evaluate(base, held, config).metrics}, {"aligned": 0.0}, {}
-    for name in ("unconstrained", "constrained"):
+    for name in args.variants:
         model = load_model(args.model)
-        constraint = SubspaceConstraint(model, load_subspace(sub_path, model)) if name == "constrained" else None
+        constraint = None if name == "unconstrained" else SubspaceConstraint(
+            model, load_subspace(sub_path, model), freeze_upstream=name == "constrained-frozen")
         res = truthful_finetune(model, factual_train, sft, runs / name, constraint, n=args.n_train,
                                 provenance={"subspace": str(sub_path)})
         training[name] = {"steps": res.steps, "final_loss": res.losses[-1][1]}
