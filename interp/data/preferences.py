@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from interp.data.benchmarks import Record, Source, records
 from interp.data.prompts import Prompt, PromptSet
+from interp.data.records import Record, Source, records
 
 logger = logging.getLogger(__name__)
 
