@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -101,3 +103,9 @@ def test_tail_freezing_leaves_tail_bitwise_unchanged_and_loss_falls():
     assert result.losses[0] > 0, "Circle loss is zero at the start"
     assert sum(result.losses[-5:]) / 5 < result.losses[0]
     assert len(model.hf.model.layers) == 3  # the truncation was undone
+
+
+def test_batch_without_response_tokens_names_max_length(tmp_path):
+    long_prompt = [SFTExample("a very long question " * 10, "short answer.", "general")] * 4
+    with pytest.raises(ValueError, match="max_length"):
+        train_sft(_tiny(), long_prompt, replace(CFG, max_length=32), tmp_path / "short")

@@ -124,7 +124,7 @@ def build_examples(model, data: AlignData, config: AlignConfig, cache_dir: Path 
         seem = _take(data.seemingly, config.n_helpful, config.seed)
         missing = [p.text for p in seem if not p.response]
         distilled = dict(zip(missing, self_distilled(model, missing, config.distill_tokens, cache_dir),
-                             strict=True))
+                             strict=True)) if missing else {}
         examples += [SFTExample(p.text, p.response or distilled[p.text], "helpful") for p in seem
                      if (p.response or distilled[p.text]).strip()]
     rng.shuffle(examples)
@@ -139,7 +139,11 @@ def align(
     callbacks: Sequence[Callback] = (),
     cache_dir: str | Path | None = None,
 ) -> TrainResult:
-    """Run a recipe on ``model`` in place; the aligned checkpoint lands in ``out_dir/model``."""
+    """Run a recipe on ``model`` in place; the aligned checkpoint lands in ``out_dir/model``.
+
+    ``callbacks`` run during every stage; DCR's contrastive records come first in the history, at
+    negative steps (0 is the start of the supervised stage).
+    """
     data.check(config.recipe)
     out_dir = Path(out_dir)
     cache = Path(cache_dir) if cache_dir else out_dir.parent / "cache"
@@ -156,7 +160,8 @@ def align(
             contrastive = json.loads(done.read_text())
         else:
             contrastive = asdict(contrastive_refine(
-                model, data.seemingly.dedupe(), data.contrast_harmful.dedupe(), config.contrastive, out_dir))
+                model, data.seemingly.dedupe(), data.contrast_harmful.dedupe(), config.contrastive, out_dir,
+                callbacks=callbacks))
             model.save(stage_dir, extra={"stage": "dcr-contrastive"})
     provenance = {
         "recipe": config.recipe,
@@ -167,7 +172,20 @@ def align(
     }
     if contrastive is not None:
         provenance["contrastive_final_loss"] = contrastive["losses"][-1] if contrastive["losses"] else None
-    return train_sft(model, examples, config.sft, out_dir, callbacks=callbacks, provenance=provenance)
+    return train_sft(model, examples, config.sft, out_dir, callbacks=callbacks, provenance=provenance,
+                     history_prefix=contrastive_prefix(contrastive))
+
+
+def contrastive_prefix(contrastive: dict | None) -> list[dict]:
+    """The contrastive stage's callback records at steps -S..-1 (S its length), so one history covers DCR.
+
+    Its final record is left out: the SFT stage measures the same weights at its step 0.
+    """
+    if not contrastive:
+        return []
+    steps = contrastive["config"]["steps"]
+    return [{**r, "step": r["step"] - steps, "stage": "contrastive"}
+            for r in contrastive.get("history", []) if r["step"] < steps]
 
 
 def suite_align_data(data_dir=None, n_contrast: int = 250, seed: int = 0) -> AlignData:

@@ -8,7 +8,7 @@ freezes it and saves its compute), and a class-balanced sampler draws every batc
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from interp.errors import EmptyPromptClassError
 from interp.io import write_json
 from interp.train.freeze import freeze, tail_parameter_names
 from interp.train.loss import check_finite
+from interp.train.sft import Callback, run_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,14 @@ class ContrastiveConfig:
     """Seed of the sampler."""
     max_tokens: int = 160
     """Prompts longer than this (chat-formatted) are left out: attention memory grows with length squared."""
+    callback_every: int = 10
+    """Steps between callback calls (also called before the first and after the last step)."""
 
     def __post_init__(self) -> None:
         if self.pooling not in ("mean", "last"):
             raise ValueError(f"pooling must be 'mean' or 'last', got {self.pooling!r}")
+        if self.callback_every < 1:
+            raise ValueError(f"callback_every must be >= 1, got {self.callback_every}")
         if self.per_class < 2:
             raise ValueError("per_class must be >= 2 so that every batch has positive pairs")
 
@@ -60,8 +65,13 @@ class ContrastiveConfig:
 @dataclass
 class ContrastiveResult:
     losses: list[float]
+    """Circle loss at every step."""
     frozen: list[str]
+    """Names of the tail parameters kept frozen."""
     config: dict = field(default_factory=dict)
+    """The :class:`ContrastiveConfig` as a dict."""
+    history: list[dict] = field(default_factory=list)
+    """Callback records (``{step, metric, label, value}``) at steps 0, ``callback_every``, ..., ``steps``."""
 
 
 def balanced_batches(n_a: int, n_b: int, per_class: int, steps: int, seed: int) -> Iterator[tuple[list, list]]:
@@ -116,9 +126,14 @@ def circle_loss(margin: float, gamma: float):
 
 
 def contrastive_refine(
-    model, seemingly: PromptSet, harmful: PromptSet, config: ContrastiveConfig, out_dir: str | Path | None = None
+    model, seemingly: PromptSet, harmful: PromptSet, config: ContrastiveConfig, out_dir: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> ContrastiveResult:
-    """Push seemingly harmful and harmful prompts apart at layer ``config.layer``; tail frozen."""
+    """Push seemingly harmful and harmful prompts apart at layer ``config.layer``; tail frozen.
+
+    ``callbacks`` (the trainer's, e.g. refusal probability or gradient-kernel similarity) see the whole
+    model, so they run between steps, outside the truncated forward.
+    """
     seemingly, harmful = (_short(model, ps, config.max_tokens) for ps in (seemingly, harmful))
     for name, ps in (("seemingly_harmful", seemingly), ("harmful", harmful)):
         if len(ps) < 2:
@@ -130,22 +145,26 @@ def contrastive_refine(
     loss_fn = circle_loss(config.margin, config.gamma)
     labels = torch.tensor([0] * config.per_class + [1] * config.per_class, device=model.device)
     losses: list[float] = []
+    history: list[dict] = []
+    run_callbacks(callbacks, model, 0, history)
     model.hf.train()
-    with truncated(model, config.layer):
-        batches = balanced_batches(len(seemingly), len(harmful), config.per_class, config.steps, config.seed)
-        for step, (ia, ib) in enumerate(tqdm(batches, total=config.steps, desc="dcr contrastive")):
-            texts = [seemingly[i].text for i in ia] + [harmful[i].text for i in ib]
+    batches = balanced_batches(len(seemingly), len(harmful), config.per_class, config.steps, config.seed)
+    for step, (ia, ib) in enumerate(tqdm(batches, total=config.steps, desc="dcr contrastive")):
+        texts = [seemingly[i].text for i in ia] + [harmful[i].text for i in ib]
+        with truncated(model, config.layer):
             emb = pooled(model, texts, config.layer, config.pooling)
-            loss = loss_fn(emb.float(), labels)
-            check_finite(loss, step)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
+        loss = loss_fn(emb.float(), labels)
+        check_finite(loss, step)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if (step + 1) % config.callback_every == 0 or step + 1 == config.steps:
+            run_callbacks(callbacks, model, step + 1, history)
     model.hf.eval()
     for p in model.hf.parameters():
         p.requires_grad_(True)
-    result = ContrastiveResult(losses, frozen, asdict(config))
+    result = ContrastiveResult(losses, frozen, asdict(config), history)
     if out_dir is not None:
         write_json(Path(out_dir) / "contrastive.json", asdict(result))
     return result

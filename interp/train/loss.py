@@ -20,6 +20,9 @@ def response_loss(model, batch: TokenBatch) -> Float[Tensor, ""]:
                             use_cache=False).last_hidden_state
     targets = batch.labels[:, 1:]
     keep = targets != IGNORE
+    if not bool(keep.any()):
+        raise ValueError(f"batch has no response tokens: every prompt fills all {batch.labels.shape[1]} "
+                         "tokens; raise SFTConfig.max_length or shorten the prompts")
     logits = model.hf.lm_head(hidden[:, :-1][keep])
     return F.cross_entropy(logits.float(), targets[keep])
 

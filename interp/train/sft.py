@@ -142,7 +142,8 @@ def _load_checkpoint(path: Path, params, optimizer, scheduler, fp) -> tuple[int,
     return state["step"], [tuple(x) for x in state["losses"]], state["history"]
 
 
-def _run_callbacks(callbacks, model, step: int, history: list) -> None:
+def run_callbacks(callbacks: Sequence[Callback], model, step: int, history: list) -> None:
+    """Call every callback in eval mode and append its records to ``history``; the mode is restored."""
     was_training = model.hf.training
     model.hf.eval()
     for cb in callbacks:
@@ -160,11 +161,13 @@ def train_sft(
     callbacks: Sequence[Callback] = (),
     constraint: UpdateConstraint | None = None,
     provenance: dict | None = None,
+    history_prefix: Sequence[dict] = (),
 ) -> TrainResult:
     """Fine-tune ``model`` in place on ``examples``; resumes from ``out_dir/checkpoint`` if present.
 
     The final weights are saved to ``out_dir/model`` (a directory ``load_model`` opens) and the loss
-    curve and callback history to ``out_dir/train.json``.
+    curve and callback history to ``out_dir/train.json``; ``history_prefix`` (records of an earlier
+    stage, e.g. DCR's contrastive one at negative steps) starts that history.
     """
     if not examples:
         raise ValueError("no training examples")
@@ -175,12 +178,12 @@ def train_sft(
     schedule = batch_schedule(len(examples), config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, len(schedule)))
     fp = _fingerprint(examples, config)
-    start, losses, history = 0, [], []
+    start, losses, history = 0, [], list(history_prefix)
     if (ckpt / "state.json").exists():
         start, losses, history = _load_checkpoint(ckpt, params, optimizer, scheduler, fp)
         log.info("resuming %s from step %d/%d", out_dir, start, len(schedule))
     if start == 0:
-        _run_callbacks(callbacks, model, 0, history)
+        run_callbacks(callbacks, model, 0, history)
 
     model.hf.train()
     bar = tqdm(range(start, len(schedule)), desc=f"sft {out_dir.name}", initial=start, total=len(schedule))
@@ -203,7 +206,7 @@ def train_sft(
         bar.set_postfix(loss=f"{loss_value:.3f}")
         done = step + 1
         if done % config.callback_every == 0 or done == len(schedule):
-            _run_callbacks(callbacks, model, done, history)
+            run_callbacks(callbacks, model, done, history)
         if done % config.checkpoint_every == 0 and done < len(schedule):
             _save_checkpoint(ckpt, done, params, optimizer, scheduler, losses, history, fp)
     model.hf.eval()
