@@ -15,7 +15,9 @@ import csv
 import json
 from pathlib import Path
 
-RECIPES = ("stl", "stl-aug", "dcr")
+RECIPES = ("stl", "stl-aug", "dcr", "dcr-strong")
+VARIANTS = {"dcr-strong": ("dcr", {"lr": 2e-5})}
+"""Named runs that are a recipe with other contrastive-stage settings: name -> (recipe, overrides)."""
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -52,14 +54,18 @@ def checkpoint(recipe: str, runs: Path, data_dir, train: bool) -> Path | None:
         return path
     if not train:
         return None
+    from dataclasses import replace
+
     from interp.models import load_model
-    from interp.train import AlignConfig, align
+    from interp.train import AlignConfig, ContrastiveConfig, align
     from interp.train.align import suite_align_data
     from interp.train.tracking import tracking_callbacks
 
+    base, overrides = VARIANTS.get(recipe, (recipe, {}))
+    config = AlignConfig(recipe=base, contrastive=replace(ContrastiveConfig(), **overrides))
     model = load_model()
-    align(model, suite_align_data(data_dir), AlignConfig(recipe=recipe), runs / recipe,
-          callbacks=tracking_callbacks(model, data_dir))
+    align(model, suite_align_data(data_dir), config, runs / recipe,
+          callbacks=tracking_callbacks(model, data_dir, kernel=False))  # kernels: per checkpoint, below
     return path
 
 
