@@ -9,8 +9,8 @@ from interp.models import DEFAULT_MODEL
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"built-in name, checkpoint directory or hub name (default: {DEFAULT_MODEL})")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+                   help="built-in name, checkpoint directory or hub name (default: %(default)s)")
+    p.add_argument("--device", default=None, help="torch device; cuda if available, else cpu, unless given")
 
 
 def add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
