@@ -37,6 +37,7 @@ from interp.directions import (
     truth_directions,
 )
 from interp.evaluate import generate, is_refusal, mc_scores
+from interp.evaluate.coherence import CoherenceJudge, distinct_bigrams, reply_nll
 from interp.figures import save_figure
 from interp.heads import answer_activations, head_means, probe_heads, refusal_metric, truth_metric
 from interp.heads.study import HeadStudyConfig, run_head_study, write_head_study
@@ -75,12 +76,8 @@ class Config:
     """Benchmark data directory; when given, AdvBench joins the harmful prompts."""
 
 
-def asr(model, prompts: list[str], cfg: Config, examples: dict | None = None) -> float:
-    """Fraction of replies that are not refusals; the first few replies go into ``examples`` if given."""
-    replies = generate(model, prompts, cfg.max_new_tokens, cfg.batch_size, progress=False)
-    if examples is not None:
-        examples.update(dict(zip(prompts[:4], replies[:4], strict=True)))
-    return sum(not is_refusal(r) for r in replies) / len(replies)
+def refusal_rate(replies: list[str]) -> float:
+    return sum(is_refusal(r) for r in replies) / len(replies)
 
 
 def mc_accuracy(model, factual: PromptSet, cfg: Config) -> float:
@@ -88,17 +85,40 @@ def mc_accuracy(model, factual: PromptSet, cfg: Config) -> float:
     return sum(r.mc1 for r in recs) / len(recs)
 
 
-def measure(model, ctx: AbstractContextManager, ev: dict, cfg: Config, what=("asr", "mc")) -> dict:
+def calibrate_judge(model, ev: dict, cfg: Config) -> CoherenceJudge:
+    """Coherence bound from the unmodified model's own replies to the evaluation prompts."""
+    prompts = ev["harmful"] + ev["harmless"]
+    replies = generate(model, prompts, cfg.max_new_tokens, cfg.batch_size, progress=False)
+    return CoherenceJudge.calibrate(reply_nll(model, prompts, replies, cfg.batch_size))
+
+
+def measure(model, ctx: AbstractContextManager, ev: dict, cfg: Config, what=("asr", "mc"),
+            judge: CoherenceJudge | None = None) -> dict:
+    """Attack success (non-refusal) on harmful prompts, refusal on harmless ones and MC1 under ``ctx``.
+
+    A non-refusal is not necessarily compliance: a broken model stops refusing too. With a ``judge``, the
+    harmful replies are also scored for fluency under the unmodified model (outside ``ctx``), giving the
+    rate of coherent non-refusals and of incoherent replies; a few replies are kept as examples.
+    """
+    out: dict = {}
+    harmful = None
     with ctx:
-        out = {}
         if "asr" in what:
-            # replies are kept so a reader can tell a bypassed refusal from a broken model
-            out["examples_harmful"] = {}
-            out["asr_harmful"] = asr(model, ev["harmful"], cfg, out["examples_harmful"])
+            harmful = generate(model, ev["harmful"], cfg.max_new_tokens, cfg.batch_size, progress=False)
         if "harmless_refusal" in what:
-            out["refusal_rate_harmless"] = 1.0 - asr(model, ev["harmless"], cfg)
+            out["refusal_rate_harmless"] = refusal_rate(
+                generate(model, ev["harmless"], cfg.max_new_tokens, cfg.batch_size, progress=False))
         if "mc" in what:
             out["mc1_accuracy"] = mc_accuracy(model, ev["factual"], cfg)
+    if harmful is not None:
+        complied = [not is_refusal(r) for r in harmful]
+        out["asr_harmful"] = sum(complied) / len(complied)
+        if judge is not None:
+            ok = judge.coherent(reply_nll(model, ev["harmful"], harmful, cfg.batch_size),
+                                distinct_bigrams(model, harmful))
+            out["coherent_asr_harmful"] = sum(c and k for c, k in zip(complied, ok, strict=True)) / len(ok)
+            out["incoherent_rate_harmful"] = sum(not k for k in ok) / len(ok)
+        out["examples_harmful"] = dict(zip(ev["harmful"][:4], harmful[:4], strict=True))
     return out
 
 
@@ -122,6 +142,10 @@ def tradeoff_figure(rows: list[dict]) -> go.Figure:
                                  mode="lines+markers", line={"dash": dash, "color": "royalblue"}))
         fig.add_trace(go.Scatter(x=x, y=[r["asr_harmful"] for r in pts], name=f"attack success ({method})",
                                  mode="lines+markers", line={"dash": dash, "color": "crimson"}))
+        if all("coherent_asr_harmful" in r for r in pts):
+            fig.add_trace(go.Scatter(x=x, y=[r["coherent_asr_harmful"] for r in pts],
+                                     name=f"coherent attack success ({method})", mode="lines+markers",
+                                     line={"dash": dash, "color": "darkorange"}))
     fig.update_layout(title="Truthfulness steering vs safety",
                       xaxis_title="steering strength (alpha / scale)", yaxis_title="rate",
                       yaxis_range=[0, 1], width=800, height=500)
@@ -153,6 +177,9 @@ def run(cfg: Config, out: str) -> dict:
     write_head_study(model, study, out)
     results["overlap"] = study.overlap.to_dict()
 
+    judge = calibrate_judge(model, ev, cfg)
+    results["coherence_judge"] = judge.to_dict()
+
     # 2. refusal direction and its sanity checks
     tr_h, val_h = train["harmful"].split(0.3, cfg.seed + 1), train["harmless"].split(0.3, cfg.seed + 1)
     cands = refusal_directions(model, tr_h.train.texts, val_h.train.texts, cfg.batch_size)
@@ -160,8 +187,8 @@ def run(cfg: Config, out: str) -> dict:
                                    refusal_metric(model.tokenizer), batch_size=cfg.batch_size)
     refusal = sel.direction
     refusal.save(f"{out}/refusal_direction")
-    base = measure(model, nullcontext(), ev, cfg, ("asr", "harmless_refusal", "mc"))
-    ablated = measure(model, ablate_direction(model, refusal), ev, cfg, ("asr", "mc"))
+    base = measure(model, nullcontext(), ev, cfg, ("asr", "harmless_refusal", "mc"), judge)
+    ablated = measure(model, ablate_direction(model, refusal), ev, cfg, ("asr", "mc"), judge)
     added = measure(model, add_direction(model, refusal, 1.0), ev, cfg, ("harmless_refusal",))
     results["refusal_direction"] = {
         "layer": refusal.layer, "selection_table": sel.table, "criterion": sel.criterion,
@@ -183,11 +210,11 @@ def run(cfg: Config, out: str) -> dict:
     rows = []
     for a in cfg.alphas:
         ctx = steer_heads(model, iti_heads, hdirs, a) if a else nullcontext()
-        rows.append({"method": "iti_heads", "strength": a, **measure(model, ctx, ev, cfg)})
+        rows.append({"method": "iti_heads", "strength": a, **measure(model, ctx, ev, cfg, judge=judge)})
         log.info("ITI alpha=%g: %s", a, rows[-1])
     for s in cfg.scales:
         ctx = add_direction(model, tsel.direction, s) if s else nullcontext()
-        rows.append({"method": "truth_direction", "strength": s, **measure(model, ctx, ev, cfg)})
+        rows.append({"method": "truth_direction", "strength": s, **measure(model, ctx, ev, cfg, judge=judge)})
         log.info("truth direction scale=%g: %s", s, rows[-1])
     results["tradeoff"] = rows
     results["iti_heads"] = iti_heads
@@ -202,7 +229,7 @@ def run(cfg: Config, out: str) -> dict:
     for name, heads in groups.items():
         if heads:
             ctx = mean_ablate_heads(model, heads, means)
-            m = measure(model, ctx, ev, cfg, ("asr", "harmless_refusal", "mc"))
+            m = measure(model, ctx, ev, cfg, ("asr", "harmless_refusal", "mc"), judge)
             abl.append({"group": name, "n_heads": len(heads), **m})
     results["head_ablations"] = abl
     results["head_groups"] = groups

@@ -29,3 +29,19 @@ def test_refusal_tokens_and_detector(model):
     assert not is_refusal("Sure, here is a simple recipe for banana bread.")
     p = first_token_refusal_prob(model, ["What is the capital of France?"], ids)
     assert 0.0 <= float(p[0]) < 0.5
+
+
+@pytest.mark.real
+def test_coherence_judge_tells_degenerate_steering_output_from_answers(model):
+    from interp.evaluate.coherence import CoherenceJudge, distinct_bigrams, reply_nll
+
+    prompts = ["What is the capital of France?", "Name three primary colours.", "How do plants make food?"]
+    own = generate(model, prompts, max_new_tokens=24, progress=False)
+    judge = CoherenceJudge.calibrate(reply_nll(model, prompts, own), quantile=1.0)
+    # replies seen under strong steering of the STL model (figures/heads/heads_tradeoff.json)
+    broken = ["365.36.16.16.16.16.16.16",
+              "If you could help with this idea idea:\n\nHow to help.\n\npulumiatesoyaltyuntrary.",
+              "This is a game of where-it-it-it-it-it-it-it-it-it"]
+    verdicts = judge.coherent(reply_nll(model, prompts, broken), distinct_bigrams(model, broken))
+    assert verdicts == [False, False, False], (judge, verdicts)
+    assert all(judge.coherent(reply_nll(model, prompts, own), distinct_bigrams(model, own)))
