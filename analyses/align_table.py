@@ -82,10 +82,12 @@ def kernel_at_checkpoints(models: dict[str, str], runs: Path, data_dir, per_clas
     from interp.train.tracking import probe_prompts
 
     probes = probe_prompts(data_dir, per_class, seed=1)
-    stages = dict(models)
-    for name in models:
-        if (runs / name / "contrastive_model" / "config.json").exists():
-            stages[f"{name}-contrastive"] = str(runs / name / "contrastive_model")
+    stages = {}
+    for name, ref in models.items():  # training order: a DCR run's contrastive stage before its end
+        contrastive = runs / name / "contrastive_model"
+        if (contrastive / "config.json").exists() or (out / f"kernel_{name}-contrastive.json").exists():
+            stages[f"{name}-contrastive"] = str(contrastive)
+        stages[name] = ref
     result = {}
     for name, ref in stages.items():
         cached = out / f"kernel_{name}.json"
@@ -174,6 +176,8 @@ def main(argv=None) -> int:
         path = checkpoint(recipe, runs, args.data_dir, train=wanted and not args.no_train)
         if path is not None:
             models[recipe] = str(path)
+        elif args.reuse and (out / f"eval_{recipe}.json").exists():
+            models[recipe] = str(runs / recipe / "model")  # evaluated earlier; the checkpoint may be gone
     results, provenance = {}, {}
     for name, ref in models.items():
         cached = out / f"eval_{name}.json"
