@@ -5,7 +5,8 @@ truthfulness (SFT on the training halves of the factual sets) in up to three var
 constrained, with every update of the weights that write into the exported refusal subspace projected
 off it (:class:`interp.train.constraints.SubspaceConstraint`; the subspace is loaded from disk, i.e.
 from another process's export); and constrained-frozen, which also freezes every weight upstream of the
-subspace's site, so the subspace projection there is invariant for every prompt. Scores each model on
+subspace's site, so the subspace projection there is invariant for every prompt; and upstream-frozen,
+the control that freezes the same weights without projecting anything. Scores each model on
 held-out halves:
 MC1 on factual questions, refusal rate on harmful prompts, compliance on seemingly harmful and
 harmless prompts; and measures how far each fine-tune moved the subspace projection of the site's
@@ -36,7 +37,8 @@ def parse(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-VARIANTS = ("unconstrained", "constrained", "constrained-frozen")
+VARIANTS = ("unconstrained", "constrained", "constrained-frozen", "upstream-frozen")
+"""upstream-frozen is the control for constrained-frozen: the same weights frozen, no projection."""
 
 
 def subspace_drift(model, subspace, texts: list[str], reference) -> float:
@@ -62,7 +64,7 @@ def main(argv=None) -> int:
     from interp.sae.pipeline import last_token_activations
     from interp.subspace import latest_version, load_subspace
     from interp.train import SFTConfig
-    from interp.train.constraints import SubspaceConstraint
+    from interp.train.constraints import SubspaceConstraint, upstream_prefixes
     from interp.train.truthful import truthful_finetune
 
     args = parse(argv)
@@ -81,9 +83,11 @@ def main(argv=None) -> int:
     results, drift, training = {"aligned": evaluate(base, held, config).metrics}, {"aligned": 0.0}, {}
     for name in args.variants:
         model = load_model(args.model)
-        constraint = None if name == "unconstrained" else SubspaceConstraint(
+        constraint = None if name in ("unconstrained", "upstream-frozen") else SubspaceConstraint(
             model, load_subspace(sub_path, model), freeze_upstream=name == "constrained-frozen")
-        res = truthful_finetune(model, factual_train, sft, runs / name, constraint, n=args.n_train,
+        config = sft if name != "upstream-frozen" else replace(
+            sft, frozen=sft.frozen + upstream_prefixes(subspace.layer))
+        res = truthful_finetune(model, factual_train, config, runs / name, constraint, n=args.n_train,
                                 provenance={"subspace": str(sub_path)})
         training[name] = {"steps": res.steps, "final_loss": res.losses[-1][1]}
         drift[name] = subspace_drift(model, subspace, probe_texts, reference)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from interp.hooks import Site, capture
-from interp.models import load_model
+from interp.models import TinyConfig, load_model
 from interp.sae.site import ActSite
 from interp.subspace import build_subspace, export_subspace, load_subspace
 from interp.train.constraints import SubspaceConstraint
@@ -93,3 +93,17 @@ def test_resid_writers_keep_their_subspace_component(constrained):
     out = b @ (dw @ x.T.to(dw.device))
     ref = b @ (w_before["down"] @ x.T.to(dw.device))
     assert torch.allclose(out, ref, atol=1e-4) == constrained
+
+
+def test_upstream_prefixes_name_exactly_what_freeze_upstream_freezes(z_subspace):
+    from interp.train.constraints import upstream_prefixes
+
+    model = load_model("tiny", tiny=TinyConfig(n_layers=3))
+    SubspaceConstraint(model, load_subspace(z_subspace, model), freeze_upstream=True)
+    params = model.named_parameters()  # clean Hugging Face names, as SFTConfig.frozen uses
+    frozen = {n for n, p in params.items() if not p.requires_grad}
+    by_prefix = {n for n in params if n.startswith(upstream_prefixes(1))}
+    assert frozen == by_prefix
+    assert "model.layers.0.mlp.down_proj.weight" in frozen and "model.layers.1.self_attn.q_proj.weight" in frozen
+    assert "model.layers.1.self_attn.v_proj.weight" not in frozen and "model.layers.2.mlp.up_proj.weight" not in frozen
+    assert not "model.layers.10.mlp.up_proj.weight".startswith(upstream_prefixes(2))  # "layers.1." only

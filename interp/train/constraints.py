@@ -142,11 +142,8 @@ class SubspaceConstraint:
     def _freeze(self, model) -> list[Tensor]:
         if self.subspace.site.site.kind != "z":
             raise ValueError("freeze_upstream is only defined for hook_z subspaces")
-        layer = self.subspace.layer
-        mods = [model.hf.model.embed_tokens] + [model.hf.model.layers[i] for i in range(layer)]
-        blk = model.hf.model.layers[layer]
-        mods += [blk.input_layernorm, blk.self_attn.q_proj, blk.self_attn.k_proj]
-        params = [p for m in mods for p in m.parameters()]
+        prefixes = upstream_prefixes(self.subspace.layer)
+        params = [p for n, p in model.named_parameters().items() if n.startswith(prefixes)]
         for p in params:
             p.requires_grad_(False)
         return params
@@ -168,3 +165,15 @@ class SubspaceConstraint:
     def violation(self) -> float:
         """Largest change of a constrained weight's subspace component since ``before_step``."""
         return max((t.violation() for t in self._terms), default=0.0)
+
+
+def upstream_prefixes(layer: int) -> tuple[str, ...]:
+    """Parameter-name prefixes of everything upstream of layer ``layer``'s ``hook_z``.
+
+    The embedding, every earlier block, and the block's own input norm, ``q_proj`` and ``k_proj``: with
+    them fixed, the inputs of ``v_proj`` and the attention pattern at that layer cannot change. Usable as
+    ``SFTConfig.frozen`` to freeze the same weights without any projection (a control for the constraint).
+    """
+    blk = f"model.layers.{layer}."
+    return ("model.embed_tokens", *(f"model.layers.{i}." for i in range(layer)),
+            blk + "input_layernorm", blk + "self_attn.q_proj", blk + "self_attn.k_proj")
