@@ -85,13 +85,6 @@ def mc_accuracy(model, factual: PromptSet, cfg: Config) -> float:
     return sum(r.mc1 for r in recs) / len(recs)
 
 
-def calibrate_judge(model, ev: dict, cfg: Config) -> CoherenceJudge:
-    """Coherence bound from the unmodified model's own replies to the evaluation prompts."""
-    prompts = ev["harmful"] + ev["harmless"]
-    replies = generate(model, prompts, cfg.max_new_tokens, cfg.batch_size, progress=False)
-    return CoherenceJudge.calibrate(reply_nll(model, prompts, replies, cfg.batch_size))
-
-
 def measure(model, ctx: AbstractContextManager, ev: dict, cfg: Config, what=("asr", "mc"),
             judge: CoherenceJudge | None = None) -> dict:
     """Attack success (non-refusal) on harmful prompts, refusal on harmless ones and MC1 under ``ctx``.
@@ -177,7 +170,7 @@ def run(cfg: Config, out: str) -> dict:
     write_head_study(model, study, out)
     results["overlap"] = study.overlap.to_dict()
 
-    judge = calibrate_judge(model, ev, cfg)
+    judge = CoherenceJudge.for_model(model)
     results["coherence_judge"] = judge.to_dict()
 
     # 2. refusal direction and its sanity checks

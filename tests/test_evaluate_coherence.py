@@ -33,8 +33,17 @@ def test_distinct_bigrams_flags_loops(tiny_model):
 def test_judge_calibration_and_verdicts():
     judge = CoherenceJudge.calibrate(torch.tensor([1.0, 2.0, 3.0, float("nan")]), quantile=1.0, slack=0.5)
     assert judge.max_nll == pytest.approx(3.5)
+    assert CoherenceJudge.calibrate(torch.tensor([3.0, 2.0, 4.0])).max_nll == pytest.approx(2.0)  # the minimum
     nll = torch.tensor([3.0, 4.0, 1.0, float("nan")], dtype=torch.float64)
     distinct = torch.tensor([0.9, 0.9, 0.1, 1.0], dtype=torch.float64)
     assert judge.coherent(nll, distinct) == [True, False, False, False]
     with pytest.raises(ValueError, match="no scorable"):
         CoherenceJudge.calibrate(torch.tensor([float("nan")]))
+
+
+def test_judge_for_model_uses_the_most_predictable_reference_text(tiny_model):
+    from interp.evaluate.capability import text_losses
+
+    texts = ["aaaa aaaa aaaa aaaa aaaa", "the cat sat on the mat and then slept"]
+    judge = CoherenceJudge.for_model(tiny_model, texts)
+    assert judge.max_nll == pytest.approx(float(text_losses(tiny_model, texts).min()))

@@ -37,7 +37,7 @@ def test_coherence_judge_tells_degenerate_steering_output_from_answers(model):
 
     prompts = ["What is the capital of France?", "Name three primary colours.", "How do plants make food?"]
     own = generate(model, prompts, max_new_tokens=24, progress=False)
-    judge = CoherenceJudge.calibrate(reply_nll(model, prompts, own), quantile=1.0)
+    judge = CoherenceJudge.for_model(model)
     # replies seen under strong steering of the STL model (figures/heads/heads_tradeoff.json)
     broken = ["365.36.16.16.16.16.16.16",
               "If you could help with this idea idea:\n\nHow to help.\n\npulumiatesoyaltyuntrary.",
