@@ -85,9 +85,9 @@ def main(argv=None) -> int:
         model = load_model(args.model)
         constraint = None if name in ("unconstrained", "upstream-frozen") else SubspaceConstraint(
             model, load_subspace(sub_path, model), freeze_upstream=name == "constrained-frozen")
-        config = sft if name != "upstream-frozen" else replace(
+        train_config = sft if name != "upstream-frozen" else replace(
             sft, frozen=sft.frozen + upstream_prefixes(subspace.layer))
-        res = truthful_finetune(model, factual_train, config, runs / name, constraint, n=args.n_train,
+        res = truthful_finetune(model, factual_train, train_config, runs / name, constraint, n=args.n_train,
                                 provenance={"subspace": str(sub_path)})
         training[name] = {"steps": res.steps, "final_loss": res.losses[-1][1]}
         drift[name] = subspace_drift(model, subspace, probe_texts, reference)
