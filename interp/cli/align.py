@@ -35,6 +35,8 @@ def add_parser(sub) -> None:
     p.add_argument("--track", choices=("none", "refusal", "kernel"), default="refusal",
                    help="record per-class refusal probability (refusal) and also gradient-kernel class "
                         "similarity (kernel) at every callback step")
+    p.add_argument("--kernel-per-class", type=int, default=6,
+                   help="held-out prompts per class for --track kernel (each costs ~15 forward+backward passes)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -61,7 +63,7 @@ def run(args) -> int:
     model = load_model_from(args)
     data = suite_align_data(args.data_dir, seed=args.seed)
     callbacks = () if args.track == "none" else tracking_callbacks(
-        model, args.data_dir, kernel=args.track == "kernel")
+        model, args.data_dir, kernel=args.track == "kernel", kernel_per_class=args.kernel_per_class)
     result = align(model, data, config_from(args), out, callbacks=callbacks)
     print(f"aligned model: {result.model_dir}  ({result.steps} steps, final loss {result.losses[-1][1]:.3f})")
     return 0
