@@ -37,8 +37,8 @@ def main(argv=None) -> int:
         histories[run.name] = {"history": records, "recipe": saved.get("recipe"),
                                "align_config": saved.get("align_config"), "source": str(run / "train.json")}
     fig = training_curves(histories)["ntk_similarity"]
-    fig.update_layout(title="gradient-kernel similarity ||K(x',x)||/||K(x',x')|| during alignment "
-                            "(negative steps: DCR's contrastive stage)")
+    fig.update_layout(title="gradient-kernel similarity ||K(x',x)||/||K(x',x')|| during alignment<br>"
+                            "<sup>negative steps: DCR's contrastive stage; 0: start of STL</sup>")
     save_figure(fig, Path(args.out) / "training_ntk_similarity", histories)
     for name, h in histories.items():
         for pair in args.pairs:
