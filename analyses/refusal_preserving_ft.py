@@ -1,13 +1,17 @@
 """Truthfulness fine-tuning with and without the refusal-subspace constraint.
 
 config -> compute -> plot -> write. Starting from a safety-aligned checkpoint, fine-tunes for
-truthfulness (SFT on the training halves of the factual sets) in up to three variants: unconstrained;
-constrained, with every update of the weights that write into the exported refusal subspace projected
-off it (:class:`interp.train.constraints.SubspaceConstraint`; the subspace is loaded from disk, i.e.
-from another process's export); and constrained-frozen, which also freezes every weight upstream of the
-subspace's site, so the subspace projection there is invariant for every prompt; and upstream-frozen,
-the control that freezes the same weights without projecting anything. Scores each model on
-held-out halves:
+truthfulness (SFT on the training halves of the factual sets) in up to four variants:
+
+* unconstrained;
+* constrained: every update of the weights that write into the exported refusal subspace is projected
+  off it (:class:`interp.train.constraints.SubspaceConstraint`; the subspace is loaded from disk, i.e.
+  from another process's export);
+* constrained-frozen: as constrained, and every weight upstream of the subspace's site is frozen, so
+  the subspace projection there is invariant for every prompt;
+* upstream-frozen: the control for constrained-frozen, the same weights frozen and nothing projected.
+
+Scores each model on held-out halves:
 MC1 on factual questions, refusal rate on harmful prompts, compliance on seemingly harmful and
 harmless prompts; and measures how far each fine-tune moved the subspace projection of the site's
 activation on held-out prompts. Writes JSON/CSV/figures into --out.
@@ -20,7 +24,7 @@ from pathlib import Path
 
 
 def parse(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="runs/align/stl/model")
     p.add_argument("--subspace", default=None, help="exported subspace folder (default: latest in --subspaces)")
     p.add_argument("--subspaces", default="figures/sae/subspaces")
@@ -33,7 +37,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--per-source", type=int, default=30)
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
-                   help="constrained-frozen also freezes every weight upstream of the subspace's site")
+                   help="constrained-frozen also freezes every weight upstream of the subspace's site; "
+                        "upstream-frozen freezes those weights without the constraint (a control)")
     return p.parse_args(argv)
 
 

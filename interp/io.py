@@ -28,8 +28,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        if tmp_path.exists():  # mkstemp creates 0600; give the result the usual permissions
-            os.chmod(tmp_path, 0o666 & ~_umask())
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600; give the result the usual permissions
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
