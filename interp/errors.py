@@ -30,3 +30,7 @@ class NonFiniteLossError(InterpError, FloatingPointError):
 
 class ShapeMismatchError(InterpError):
     """An artifact (subspace, SAE, checkpoint) whose shapes do not fit the model it is used with."""
+
+
+class GenerationMismatchError(InterpError, RuntimeError):
+    """KV-cached generation disagrees with a plain forward pass: the installed stack generates wrongly."""

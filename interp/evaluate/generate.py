@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from tqdm.auto import tqdm
 
 from interp.evaluate.batching import sorted_batches
+from interp.evaluate.verify import check_greedy
+
+Verify = Literal["first", "every", "off"]
+"""Which batches :func:`generate_token_ids` checks against an uncached forward pass."""
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +41,21 @@ def generate_token_ids(
     batch_size: int = 16,
     system: str | None = None,
     progress: bool = True,
+    verify: Verify = "first",
 ) -> list[list[int]]:
-    """Greedy continuations as token ids (stop tokens and padding removed), in the order of ``prompts``."""
+    """Greedy continuations as token ids (stop tokens and padding removed), in the order of ``prompts``.
+
+    ``verify``: check the first batch (default), every batch or none against one uncached forward
+    pass (:mod:`interp.evaluate.verify`); a broken cache path raises ``GenerationMismatchError``
+    instead of returning wrong replies. The check runs under the same hooks as the generation, so a
+    hook that records activations sees one extra forward per checked batch.
+    """
     if isinstance(prompts, str):
         raise TypeError("prompts must be a sequence of strings, not one string")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if verify not in ("first", "every", "off"):
+        raise ValueError(f"verify must be 'first', 'every' or 'off', got {verify!r}")
     texts = [model.chat(p, system=system) for p in prompts]
     tok = model.tokenizer
     lengths = [len(tok.encode(t, add_special_tokens=False)) for t in texts]
@@ -49,7 +63,7 @@ def generate_token_ids(
     pad = tok.pad_token_id if tok.pad_token_id is not None else stops[0]
     out: list[list[int]] = [[] for _ in texts]
     bar = tqdm(total=len(texts), desc="generate", unit="prompt", disable=not progress)
-    for idx in sorted_batches(lengths, batch_size):
+    for b, idx in enumerate(sorted_batches(lengths, batch_size)):
         enc = model.encode([texts[i] for i in idx])
         seq = model.hf.generate(
             input_ids=enc.input_ids,
@@ -63,7 +77,10 @@ def generate_token_ids(
             top_p=None,
             top_k=None,
         )
-        new = seq[:, enc.input_ids.shape[1] :].tolist()
+        new_BT = seq[:, enc.input_ids.shape[1] :]
+        if verify == "every" or (verify == "first" and b == 0):
+            check_greedy(model, enc.input_ids, enc.attention_mask, new_BT, stops)
+        new = new_BT.tolist()
         for i, row in zip(idx, new, strict=True):
             out[i] = _until_stop(row, stops)
         bar.update(len(idx))
@@ -85,11 +102,12 @@ def generate(
     batch_size: int = 16,
     system: str | None = None,
     progress: bool = True,
+    verify: Verify = "first",
 ) -> list[str]:
     """Greedy replies to ``prompts`` (user turns), decoded without special tokens, in input order.
 
     Prompts are batched by length (left-padded, KV cache on); hooks attached with ``model.hooks``
     fire inside generation, so interventions apply to every generated token.
     """
-    ids = generate_token_ids(model, prompts, max_new_tokens, batch_size, system, progress)
+    ids = generate_token_ids(model, prompts, max_new_tokens, batch_size, system, progress, verify)
     return [model.tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
