@@ -48,6 +48,16 @@ def eval_prompts(data_dir, per_source: int):
     return concat("heldout", sets)
 
 
+def data_selection(data_dir, per_source: int | None = None, seed: int = 0):
+    """The recipes' training pools and this table's held-out evaluation prompts."""
+    from interp.data.selection import DataSelection
+    from interp.train.align import align_data_selection
+
+    recipes = align_data_selection(data_dir, seed)
+    return DataSelection("align_table", recipes.train,
+                         recipes.evaluation | {"table": eval_prompts(data_dir, per_source)})
+
+
 def checkpoint(recipe: str, runs: Path, data_dir, train: bool) -> Path | None:
     path = runs / recipe / "model"
     if (path / "config.json").exists():

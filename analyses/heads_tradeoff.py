@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass
 
 import plotly.graph_objects as go
 
-from interp.data.prompts import PromptSet
+from interp.data.prompts import PromptSet, Split
+from interp.data.selection import DataSelection
 from interp.data.registry import load_prompt_sets
 from interp.directions import (
     head_directions,
@@ -116,14 +117,28 @@ def measure(model, ctx: AbstractContextManager, ev: dict, cfg: Config, what=("as
 
 
 def splits(cfg: Config):
+    """Training-half samples (head scores, directions, probes) and held-out samples (every number reported)."""
     specs = list(cfg.data) + (["advbench"] if cfg.data_dir and "advbench" not in cfg.data else [])
     ps = load_prompt_sets(specs, data_dir=cfg.data_dir)
     train, ev = {}, {}
     for label in ("harmful", "harmless", "factual"):
-        sp = ps.by_label(label).dedupe().split(0.4, cfg.seed)
+        sp = ps.by_label(label).dedupe().split()
         train[label] = sp.train.sample(cfg.n_train, cfg.seed)
         ev[label] = sp.test.sample(cfg.n_eval, cfg.seed)
     return ps, train, ev
+
+
+def direction_splits(train: dict[str, PromptSet], seed: int) -> dict[str, Split]:
+    """Fit vs validation parts of the training samples, for choosing the refusal direction's layer."""
+    return {label: train[label].partition(0.3, seed + 1) for label in ("harmful", "harmless")}
+
+
+def data_selection(cfg: Config) -> DataSelection:
+    _, train, ev = splits(cfg)
+    pools = dict(train)
+    for label, sp in direction_splits(train, cfg.seed).items():
+        pools[f"{label}:direction-fit"], pools[f"{label}:direction-validation"] = sp.train, sp.test
+    return DataSelection("heads_tradeoff", pools, ev)
 
 
 def tradeoff_figure(rows: list[dict]) -> go.Figure:
@@ -174,7 +189,8 @@ def run(cfg: Config, out: str) -> dict:
     results["coherence_judge"] = judge.to_dict()
 
     # 2. refusal direction and its sanity checks
-    tr_h, val_h = train["harmful"].split(0.3, cfg.seed + 1), train["harmless"].split(0.3, cfg.seed + 1)
+    dsp = direction_splits(train, cfg.seed)
+    tr_h, val_h = dsp["harmful"], dsp["harmless"]
     cands = refusal_directions(model, tr_h.train.texts, val_h.train.texts, cfg.batch_size)
     sel = select_refusal_direction(model, cands, tr_h.test.texts, val_h.test.texts,
                                    refusal_metric(model.tokenizer), batch_size=cfg.batch_size)

@@ -3,7 +3,7 @@
     python analyses/refusal_direction_layers.py --model runs/align/stl/model --layers 10 13 --data-dir DATA
 
 Complements heads_tradeoff.py, whose KL-constrained layer selection can pick a layer whose direction
-does not carry refusal. Same splits as heads_tradeoff.py (40% held out, seed 0).
+does not carry refusal. Directions from training-half prompts; checks on held-out prompts (the one split).
 """
 
 from __future__ import annotations
@@ -12,8 +12,21 @@ import argparse
 from pathlib import Path
 
 
-def main(argv=None) -> int:
+def data_selection(data_dir, n: int, seed: int = 0):
+    """``n`` training-half prompts per class for the directions, ``n`` held-out ones for the checks."""
     from interp.data.registry import load_prompt_sets
+    from interp.data.selection import DataSelection
+
+    specs = ["builtin:harmful", "builtin:harmless"] + (["advbench"] if data_dir else [])
+    ps = load_prompt_sets(specs, data_dir=data_dir)
+    train, test = {}, {}
+    for label in ("harmful", "harmless"):
+        sp = ps.by_label(label).dedupe().split()
+        train[label], test[label] = sp.train.sample(n, seed), sp.test.sample(n, seed)
+    return DataSelection("refusal_direction_layers", train, test)
+
+
+def main(argv=None) -> int:
     from interp.directions import refusal_directions
     from interp.evaluate import generate, is_refusal
     from interp.interventions import ablate_direction, add_direction
@@ -25,15 +38,13 @@ def main(argv=None) -> int:
     ap.add_argument("--layers", type=int, nargs="+", default=[10, 13])
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--n", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=0, help="sampling seed (the held-out split never changes)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiple of the direction added to harmless prompts")
     ap.add_argument("--out", default="figures/heads/refusal_direction_layers.json")
     a = ap.parse_args(argv)
-    specs = ["builtin:harmful", "builtin:harmless"] + (["advbench"] if a.data_dir else [])
-    ps = load_prompt_sets(specs, data_dir=a.data_dir)
-    train, test = {}, {}
-    for label in ("harmful", "harmless"):
-        sp = ps.by_label(label).dedupe().split(0.4, 0)
-        train[label], test[label] = sp.train.sample(a.n, 0).texts, sp.test.sample(a.n, 0).texts
+    sel = data_selection(a.data_dir, a.n, a.seed)
+    train = {k: v.texts for k, v in sel.train.items()}
+    test = {k: v.texts for k, v in sel.evaluation.items()}
     model = load_model(a.model)
     cands = refusal_directions(model, train["harmful"], train["harmless"])
 

@@ -34,7 +34,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--n-train", type=int, default=240)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--lr", type=float, default=8e-5)
-    p.add_argument("--per-source", type=int, default=30)
+    p.add_argument("--per-source", type=int, default=None, help="held-out prompts per source (default: all)")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
                    help="constrained-frozen also freezes every weight upstream of the subspace's site; "
@@ -56,11 +56,21 @@ def subspace_drift(model, subspace, texts: list[str], reference) -> float:
     return float((proj - ref).norm(dim=-1).mean() / ref.norm(dim=-1).mean().clamp_min(1e-12))
 
 
+def data_selection(data_dir, per_source: int | None = None):
+    """Factual training half for the fine-tune; every class's held-out half for the evaluation."""
+    from interp.data.prompts import concat
+    from interp.data.selection import DataSelection
+    from interp.data.suites import load_suite
+
+    held = concat("heldout", [ps for label in ("harmful", "seemingly_harmful", "harmless", "factual")
+                              for ps in load_suite(label, data_dir).test(per_source).values()])
+    return DataSelection("refusal_preserving_ft", {"factual": load_suite("factual", data_dir).train()},
+                         {"heldout": held})
+
+
 def main(argv=None) -> int:
     from dataclasses import replace
 
-    from interp.data.prompts import concat
-    from interp.data.suites import load_suite
     from interp.evaluate import EvalConfig, evaluate
     from interp.evaluate.plots import headline_bars
     from interp.figures import save_figure
@@ -75,9 +85,8 @@ def main(argv=None) -> int:
     args = parse(argv)
     out, runs = Path(args.out), Path(args.runs)
     sub_path = Path(args.subspace) if args.subspace else latest_version(args.subspaces)
-    factual_train = load_suite("factual", args.data_dir).train()
-    held = concat("heldout", [ps for label in ("harmful", "seemingly_harmful", "harmless", "factual")
-                              for ps in load_suite(label, args.data_dir).test(args.per_source).values()])
+    sel = data_selection(args.data_dir, args.per_source)
+    factual_train, held = sel.train["factual"], sel.evaluation["heldout"]
     probe_texts = held.by_label("harmful").texts[:16] + held.by_label("factual").texts[:16]
     sft = replace(SFTConfig(), lr=args.lr, epochs=args.epochs)
     config = EvalConfig(max_new_tokens=args.max_new_tokens)

@@ -25,6 +25,21 @@ from interp.sae.train import SAETrainConfig, train_sae
 from interp.subspace import export_subspace, subspace_from_sae
 
 
+def data_selection(max_prompts: int = 160, seed: int = 0):
+    """SAE corpus and attribution prompts from disjoint parts of the training half; quality on held-out text.
+
+    The subspace is later scored on held-out prompts, so nothing that shapes it (corpus, attribution,
+    difference of means) may come from the held-out half.
+    """
+    from interp.data.selection import DataSelection
+
+    sp = builtin_prompts().split()
+    fit, attr = sp.train.partition(0.3, seed)
+    return DataSelection("sae_refusal_subspace",
+                         {"corpus": fit.sample(max_prompts, seed), "attribution": attr},
+                         {"quality": sp.test.sample(32, seed)})
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
@@ -38,6 +53,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-length", type=int, default=128, help="tokens per text")
     ap.add_argument("--n-attr", type=int, default=16, help="prompts per class for attribution")
     ap.add_argument("--n-refusal", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0, help="sampling seed (the held-out split never changes)")
     ap.add_argument("--out", default="figures/sae", help="figures, JSON and the exported subspaces")
     ap.add_argument("--work", default="runs/sae", help="activation stores and SAE weights (large files)")
     args = ap.parse_args(argv)
@@ -48,31 +64,30 @@ def main(argv=None) -> int:
     heads = tuple(int(h) for h in args.heads.split(",")) if args.heads else None
     site = ActSite.parse(f"z:{args.layer}", args.heads)
 
-    prompts = builtin_prompts()
-    split = prompts.split(0.3, seed=0)
-    texts, labels = corpus_texts(model, split.train.sample(args.max_prompts), with_responses=True)
+    sel = data_selection(args.max_prompts, args.seed)
+    corpus, attr_set, heldout = sel.train["corpus"], sel.train["attribution"], sel.evaluation["quality"]
+    texts, labels = corpus_texts(model, corpus, with_responses=True)
     ccfg = CollectConfig(batch_size=8, max_length=args.max_length)
     store = collect_activations(model, texts, [site], work / "store", ccfg, labels,
-                                {"prompts": split.train.name})
+                                {"prompts": corpus.name})
     t_collect = time.time() - t0
 
     cfg = SAETrainConfig(architecture=args.arch, d_sae=args.d_sae, k=args.k, training_rows=args.rows,
                          batch_size=512, lr=1e-3)
     trained = train_sae(store, work / "sae", cfg, provenance={"heads": heads})
     t_train = time.time() - t0 - t_collect
-    held_texts, _ = corpus_texts(model, split.test.sample(32), with_responses=True)
+    held_texts, _ = corpus_texts(model, heldout, with_responses=True)
     held = collect_activations(model, held_texts, [site], work / "store_heldout", ccfg)
     quality = sae_quality(trained.sae, site, held.read(), model, held_texts[:24],
                           provenance=trained.provenance)
     write_json(out / "sae_quality.json", quality.to_dict())
 
-    attr, checks = run_attribution(model, trained.sae, site, split.test, args.n_attr)
+    attr, checks = run_attribution(model, trained.sae, site, attr_set, args.n_attr)
     attr.provenance["sae"] = str(trained.path)
     summary = write_attribution(attr, checks, out, trained.sae, store, model.tokenizer)
 
-    test = split.test
-    dom = difference_of_means(model, site, test.by_label("harmful").texts[:32],
-                              test.by_label("harmless").texts[:32])
+    dom = difference_of_means(model, site, attr_set.by_label("harmful").texts[:32],
+                              attr_set.by_label("harmless").texts[:32])
     keep = attr.features("refusal")[: args.n_refusal]
     remove = attr.features("hallucination")
     sub = subspace_from_sae(trained.sae, site, keep, remove, dom[None], model.spec.to_dict(),

@@ -47,14 +47,25 @@ def test_unknown_label_fails_listing_labels():
 
 def test_split_deterministic_disjoint_and_order_independent():
     full = builtin_prompts()
-    a, b = full.split(0.3, seed=1), full.split(0.3, seed=1)
+    a, b = full.split(), full.split()
     assert a.test.texts == b.test.texts
     assert not set(a.train.texts) & set(a.test.texts)
     assert len(a.train) + len(a.test) == len(full)
     assert 0.2 < len(a.test) / len(full) < 0.4
+    assert all(p.heldout for p in a.test) and not any(p.heldout for p in a.train)
     shuffled = PromptSet("rev", tuple(reversed(full.prompts)))
-    assert set(shuffled.split(0.3, seed=1).test.texts) == set(a.test.texts)
-    assert set(full.split(0.3, seed=2).test.texts) != set(a.test.texts)
+    assert set(shuffled.split().test.texts) == set(a.test.texts)
+
+
+def test_partition_subdivides_the_training_half_only():
+    train = builtin_prompts().split().train
+    fit, val = train.partition(0.3, seed=1).train, train.partition(0.3, seed=1).test
+    assert not set(fit.texts) & set(val.texts) and len(fit) + len(val) == len(train)
+    assert 0.2 < len(val) / len(train) < 0.4  # seed 0 too: the partition hash is not the held-out one
+    assert 0.2 < len(train.partition(0.3, seed=0).test) / len(train) < 0.4
+    assert set(train.partition(0.3, seed=2).test.texts) != set(val.texts)
+    with pytest.raises(ValueError, match="held-out"):
+        builtin_prompts().partition(0.3, seed=1)
 
 
 def test_empty_class_error_names_class():

@@ -11,6 +11,11 @@ from typing import Literal
 
 from interp.errors import EmptyPromptClassError
 
+HELDOUT_FRACTION = 0.3
+"""Share of every prompt source held out for evaluation: the workbench's one held-out split."""
+HELDOUT_SEED = 0
+"""Seed of the held-out split's text hash. Never varied: training seeds subdivide the training half."""
+
 Label = Literal["harmful", "seemingly_harmful", "harmless", "factual"]
 LABELS: tuple[str, ...] = ("harmful", "seemingly_harmful", "harmless", "factual")
 
@@ -47,15 +52,25 @@ class Prompt:
         """Stable identifier from source and text (independent of file order)."""
         return hashlib.sha1(f"{self.source}\x00{self.text}".encode()).hexdigest()[:12]
 
-    def split_key(self, seed: int) -> float:
+    @property
+    def heldout(self) -> bool:
+        """Whether this prompt is in the workbench's held-out (evaluation) half, by its text alone."""
+        return self.split_key(HELDOUT_SEED) < HELDOUT_FRACTION
+
+    def split_key(self, seed: int | str) -> float:
         digest = hashlib.sha1(f"{seed}\x00{self.text.strip().lower()}".encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2**64
 
 
 @dataclass(frozen=True)
 class Split:
+    """Two disjoint parts of a prompt set; unpacks as ``train, test = ps.split()``."""
+
     train: PromptSet
     test: PromptSet
+
+    def __iter__(self) -> Iterator[PromptSet]:
+        return iter((self.train, self.test))
 
 
 @dataclass(frozen=True)
@@ -104,15 +119,32 @@ class PromptSet:
             self.by_label(label)
         return self
 
-    def split(self, test_fraction: float = 0.3, seed: int = 0) -> Split:
-        """Deterministic split by hashing each prompt's text: same text, same side, whatever the order.
+    def split(self) -> Split:
+        """The workbench's one held-out split: ``test`` is evaluation, ``train`` everything else may use.
 
-        Duplicated texts land on the same side, so the test split never leaks into training.
+        By a hash of each prompt's text (:attr:`Prompt.heldout`), so the same text lands on the same side
+        in every source, order and process. It takes no arguments on purpose: analyses that need
+        validation data subdivide the training half with :meth:`partition`, never the whole set.
         """
-        if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-        test = tuple(p for p in self.prompts if p.split_key(seed) < test_fraction)
-        train = tuple(p for p in self.prompts if p.split_key(seed) >= test_fraction)
+        test = tuple(p for p in self.prompts if p.heldout)
+        train = tuple(p for p in self.prompts if not p.heldout)
+        return Split(PromptSet(f"{self.name}:train", train), PromptSet(f"{self.name}:test", test))
+
+    def partition(self, fraction: float, seed: int) -> Split:
+        """Subdivide a *training* half (e.g. fit vs validation): ``test`` gets ~``fraction`` of it.
+
+        Refuses a set holding held-out prompts, so a validation split can never reach the evaluation half.
+        """
+        leaked = [p for p in self.prompts if p.heldout]
+        if leaked:
+            raise ValueError(f"partition of {self.name!r}: {len(leaked)} prompt(s) are in the held-out half "
+                             f"(e.g. {leaked[0].text[:60]!r}); partition the .split().train half instead")
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+        # A hash of its own: keyed like the held-out split, seed 0 would put nothing below 0.3 here.
+        key = f"partition\x00{seed}"
+        test = tuple(p for p in self.prompts if p.split_key(key) < fraction)
+        train = tuple(p for p in self.prompts if p.split_key(key) >= fraction)
         return Split(PromptSet(f"{self.name}:train", train), PromptSet(f"{self.name}:test", test))
 
     def sample(self, n: int | None, seed: int = 0) -> PromptSet:

@@ -210,3 +210,14 @@ def suite_align_data(data_dir=None, n_contrast: int = 250, seed: int = 0) -> Ali
         contrast_harmful=contrast,
         refusals=builtin_refusals(),
     )
+
+
+def align_data_selection(data_dir=None, seed: int = 0, probes_per_class: int = 12):
+    """Every pool a recipe trains on (``suite_align_data``) and the held-out probes tracked during training."""
+    from interp.data.selection import DataSelection
+    from interp.train.tracking import probe_prompts
+
+    data = suite_align_data(data_dir, seed=seed)
+    train = {k: getattr(data, k) for k in ("harmful", "harmless", "seemingly", "contrast_harmful")}
+    return DataSelection("align", train, {"probes": probe_prompts(data_dir, probes_per_class),
+                                          "kernel_probes": probe_prompts(data_dir, probes_per_class, seed=1)})
