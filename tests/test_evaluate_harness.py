@@ -37,7 +37,11 @@ def test_evaluate_end_to_end(model, tmp_path):
     assert by_text["Name three colours."].response is not None
     assert by_text["Who wrote Hamlet?"].response is None and by_text["Who wrote Hamlet?"].refused is None
     asr, refusal = res["harmful/attack_success_rate"], res["harmful/refusal_rate"]
-    assert asr.mean == pytest.approx(1 - refusal.mean) and asr.n == 3
+    degenerate = res["harmful/degenerate_rate"]
+    assert asr.mean + refusal.mean + degenerate.mean == pytest.approx(1.0) and asr.n == 3
+    assert res["harmful/non_refusal_rate"].mean == pytest.approx(1 - refusal.mean)
+    assert all(r.outcome in ("refusal", "compliance", "degenerate") for r in res.records if r.response is not None)
+    assert res.provenance["coherence_judge"]["max_nll"] > 0
     assert res["harmful/refusal_rate[source=advbench]"].n == 1
     assert res["harmful/refusal_rate[source=builtin]"].n == 2
     assert res["harmful/refusal_rate[style=imperative]"].n == 2
@@ -63,6 +67,31 @@ def test_detector_drives_refusal_rate(model):
     config = EvalConfig(max_new_tokens=2, n_boot=50, detector=always)
     res = evaluate(model, PROMPTS.by_label("harmful"), config)
     assert res["harmful/refusal_rate"].mean == 1.0 and res["harmful/attack_success_rate"].mean == 0.0
+
+
+def test_degenerate_replies_are_neither_refusal_nor_compliance():
+    from test_evaluate_generate import lively_tiny
+
+    model = lively_tiny()  # the default tiny model replies with nothing, which is always degenerate
+    assert evaluate(model, PROMPTS, EvalConfig(max_new_tokens=6, n_boot=50, max_nll=1e9)).records[0].response
+    lenient = evaluate(model, PROMPTS, EvalConfig(max_new_tokens=6, n_boot=50, max_nll=1e9, min_distinct=0.0))
+    strict = evaluate(model, PROMPTS, EvalConfig(max_new_tokens=6, n_boot=50, max_nll=-1.0))
+    for label in ("harmful", "seemingly_harmful", "harmless"):
+        refused = lenient[f"{label}/refusal_rate"].mean
+        assert strict[f"{label}/refusal_rate"].mean == refused  # coherence never turns a refusal around
+        assert lenient[f"{label}/degenerate_rate"].mean == 0.0
+        assert lenient[f"{label}/compliance_rate"].mean == pytest.approx(1 - refused)
+        assert strict[f"{label}/compliance_rate"].mean == 0.0
+        assert strict[f"{label}/degenerate_rate"].mean == pytest.approx(1 - refused)
+    assert strict["harmful/attack_success_rate"].mean == 0.0  # broken text is no successful attack
+    empty = evaluate(load_model("tiny"), PROMPTS.by_label("harmless"), EvalConfig(max_new_tokens=2, n_boot=50))
+    assert all(r.response == "" and r.outcome == "degenerate" for r in empty.records)
+    off = evaluate(model, PROMPTS.by_label("harmless"), EvalConfig(max_new_tokens=2, n_boot=50, coherence=False))
+    assert off["harmless/degenerate_rate"].mean == 0.0 and all(r.coherent is None for r in off.records)
+    always = RefusalDetector(opening_patterns=(r"",), anywhere_patterns=())
+    res = evaluate(model, PROMPTS.by_label("harmful"), EvalConfig(max_new_tokens=2, n_boot=50, max_nll=-1.0,
+                                                                  detector=always))
+    assert res["harmful/refusal_rate"].mean == 1.0 and res["harmful/degenerate_rate"].mean == 0.0
 
 
 def test_class_selection(model):

@@ -13,7 +13,7 @@ import sys
 
 from interp.errors import InterpError
 
-SUBCOMMANDS = ("doctor", "models", "eval", "align", "ntk", "heads", "sae", "subspace", "report")
+SUBCOMMANDS = ("doctor", "models", "eval", "compare", "align", "ntk", "heads", "sae", "subspace", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,8 +19,10 @@ def add_parser(sub) -> None:
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-per-class", type=int, default=None, help="seeded subsample per class")
-    p.add_argument("--split", choices=("all", "test"), default="all",
-                   help="'test': only the held-out halves (never used in training)")
+    p.add_argument("--split", choices=("test", "all"), default="test",
+                   help="'test': the held-out halves (never used in training); 'all': every prompt")
+    p.add_argument("--judge", default=None,
+                   help="model whose likelihood judges reply coherence (default: the evaluated model)")
     p.add_argument("--reference", default=None,
                    help="reference model for first-token KL and text cross-entropy (e.g. the base model)")
     p.add_argument("--all-rows", action="store_true", help="print per-source and per-style rows too")
@@ -60,7 +62,8 @@ def run(args) -> int:
         reference = reference_stats(ref_model, harmless, batch_size=args.batch_size)
         del ref_model
     model = load_model_from(args)
-    result = evaluate(model, prompts, config, reference)
+    judge = load_model(args.judge, device=args.device) if args.judge else None
+    result = evaluate(model, prompts, config, reference, judge_model=judge)
     result.to_json(args.out)
     print_table(result, args.all_rows, title=f"{model.name} on {prompts.name}")
     print(f"wrote {args.out}")
