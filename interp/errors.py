@@ -34,3 +34,7 @@ class ShapeMismatchError(InterpError):
 
 class GenerationMismatchError(InterpError, RuntimeError):
     """KV-cached generation disagrees with a plain forward pass: the installed stack generates wrongly."""
+
+
+class NonFiniteError(InterpError, FloatingPointError):
+    """A computed result (logits, scores, a kernel) came out NaN or infinite; names what and where."""

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from interp.errors import DataFormatError
+from interp.errors import DataFormatError, InterpError, NonFiniteError
 from interp.evaluate.capability import (
     ReferenceStats,
     cross_entropy,
@@ -11,7 +11,9 @@ from interp.evaluate.capability import (
     reference_stats,
     text_losses,
 )
+from interp.evaluate.first_token import first_token_logits
 from interp.evaluate.reference_text import REFERENCE_PARAGRAPHS
+from interp.hooks import Site
 from interp.models import load_model
 
 PROMPTS = ["Write a haiku about autumn.", "How do I boil an egg?", "Name three colours."]
@@ -64,3 +66,15 @@ def test_text_loss_matches_naive(model):
 def test_reference_text_is_substantial():
     words = sum(len(p.split()) for p in REFERENCE_PARAGRAPHS)
     assert len(REFERENCE_PARAGRAPHS) >= 8 and words >= 1400
+
+
+def test_non_finite_first_token_logits_raise_naming_the_prompt(model):
+    def poison(act, *, hook):  # NaN in the residual stream of the second prompt only
+        act = act.clone()
+        act[1] = float("nan")
+        return act
+
+    with model.hooks(fwd=[(Site("resid_post", 0), poison)]), pytest.raises(NonFiniteError, match="1 of 3") as e:
+        first_token_logits(model, PROMPTS, batch_size=3)
+    assert isinstance(e.value, InterpError) and isinstance(e.value, FloatingPointError)
+    assert PROMPTS[1] in str(e.value)  # batches run longest first: row 1 is prompt 1 here

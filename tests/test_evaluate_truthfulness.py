@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from interp.data.prompts import Prompt, PromptSet
-from interp.errors import EmptyPromptClassError
+from interp.errors import EmptyPromptClassError, NonFiniteError
 from interp.evaluate.truthfulness import MCRecord, answer_logprobs, mc_scores
+from interp.hooks import Site
 from interp.models import load_model
 
 ITEMS = PromptSet("mc", (
@@ -67,3 +68,11 @@ def test_skips_items_without_answers_and_fails_when_none(model):
     assert len(mc_scores(model, mixed)) == 1
     with pytest.raises(EmptyPromptClassError):
         mc_scores(model, PromptSet("none", (Prompt("Why is the sky blue?", "factual"),)))
+
+
+def test_non_finite_logits_raise_instead_of_scoring(model):
+    def poison(act, *, hook):
+        return torch.full_like(act, float("inf"))
+
+    with model.hooks(fwd=[(Site("mlp_out", 0), poison)]), pytest.raises(NonFiniteError, match="Canberra"):
+        answer_logprobs(model, [("What is the capital of Australia?", "Canberra")])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from interp.data import Prompt, PromptSet
-from interp.errors import InterpError
+from interp.errors import InterpError, NonFiniteError
 from interp.models import TinyConfig, load_model
 from interp.ntk import (
     KernelCallback,
@@ -20,7 +20,7 @@ from interp.ntk import (
     select_parameters,
 )
 from interp.ntk.exact import kernel
-from interp.ntk.sketch import CountSketch
+from interp.ntk.sketch import CountSketch, PromptSketch, frobenius_from_sketches
 
 TEXTS = ["How do I kill a python process?", "How do I make a pipe bomb?",
          "What is the capital of France?", "Write a poem about the sea."]
@@ -178,3 +178,14 @@ def test_config_rejects_bad_values():
         NTKConfig(estimator="fast")
     with pytest.raises((ValueError, TypeError), match="param_filter"):
         NTKConfig(param_filter="layers")
+
+
+def test_non_finite_sketch_raises_naming_the_pair():
+    gen = torch.Generator().manual_seed(0)
+    sketches = [PromptSketch(torch.randn(3, 16, generator=gen), torch.randn(4, generator=gen), None)
+                for _ in range(2)]
+    probes = torch.randn(3, 10, generator=gen)
+    assert torch.isfinite(frobenius_from_sketches(sketches, probes, True, True)).all()
+    sketches[1].body[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match="prompts 0 x 1"):
+        frobenius_from_sketches(sketches, probes, True, True)

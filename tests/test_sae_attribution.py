@@ -7,6 +7,7 @@ import torch
 from sae_lens import StandardSAE, StandardSAEConfig
 
 from interp.data.prompts import Prompt
+from interp.errors import NonFiniteError
 from interp.hooks import Site
 from interp.models import load_model
 from interp.sae.attribution import (
@@ -103,3 +104,10 @@ def test_truthfulness_metric_is_logprob_margin(setup):
         assert margin == pytest.approx(lp("Paris") - lp("Lyon"), abs=1e-3)
     first = truthfulness_batches(model, [p], mode="first")
     assert len(first) == 1
+
+
+def test_non_finite_scores_raise(setup):
+    model, sae, batches = setup
+    nan_metric = MetricBatch(batches[0].enc, lambda logits, enc: logits[:, -1, TOKEN].sum() * float("nan"))
+    with pytest.raises(NonFiniteError, match="feature"):
+        feature_scores(model, sae, SITE, [nan_metric])

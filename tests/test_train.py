@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from interp.data.prompts import Prompt, PromptSet
-from interp.errors import NonFiniteLossError
+from interp.errors import DataFormatError, NonFiniteLossError
 from interp.models import TinyConfig, load_model
 from interp.train import SFTConfig, SFTExample, train_sft
 from interp.train.contrastive import ContrastiveConfig, contrastive_refine
@@ -69,6 +69,33 @@ def test_resumed_run_matches_uninterrupted_bitwise(tmp_path):
     assert result.steps == 9
     for (n, a), (_, b) in zip(straight.named_parameters().items(), resumed.named_parameters().items(), strict=True):
         assert torch.equal(a, b), f"{n} differs after resume"
+
+
+def _leave_a_marker(path):  # what a malicious checkpoint would run on load, if it were unpickled
+    open(path, "w").close()
+    return {}
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return _leave_a_marker, (self.marker,)
+
+
+def test_checkpoint_with_pickled_code_is_refused_not_run(tmp_path):
+    cfg = replace(CFG, callback_every=1)
+    with pytest.raises(KeyboardInterrupt):
+        train_sft(_tiny(), EXAMPLES, cfg, tmp_path / "run", callbacks=[_Kill(2)])  # checkpoint of step 1 written
+    optim = tmp_path / "run" / "checkpoint" / "optim.pt"
+    state = torch.load(optim, weights_only=True)  # what train_sft writes loads without pickle
+    assert set(state) == {"optimizer", "scheduler"}
+    marker = tmp_path / "ran"
+    torch.save({"optimizer": _Payload(str(marker)), "scheduler": state["scheduler"]}, optim)
+    with pytest.raises(DataFormatError, match=r"optim\.pt.*not unpickled.*_leave_a_marker"):
+        train_sft(_tiny(), EXAMPLES, cfg, tmp_path / "run")
+    assert not marker.exists()
 
 
 def test_nan_loss_fails_loudly(tmp_path):

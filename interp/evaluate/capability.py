@@ -16,9 +16,10 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp.data.prompts import PromptSet
-from interp.errors import DataFormatError, ShapeMismatchError
+from interp.errors import DataFormatError, NonFiniteError, ShapeMismatchError
 from interp.evaluate.batching import sorted_batches
 from interp.evaluate.first_token import first_token_logits
+from interp.evaluate.logprobs import next_token_mask, sequence_logprobs
 from interp.evaluate.reference_text import REFERENCE_PARAGRAPHS
 from interp.io import atomic_dir
 
@@ -95,7 +96,10 @@ def first_token_kl(model, reference: ReferenceStats, batch_size: int = 16) -> Fl
     log_p_NV = reference.logprobs.double()
     # 0 * log 0 = 0: tokens the reference never emits contribute nothing.
     kl_N = torch.where(log_p_NV > float("-inf"), log_p_NV.exp() * (log_p_NV - log_q_NV), 0.0).sum(-1)
-    assert torch.isfinite(kl_N).all(), "non-finite first-token KL"
+    if not torch.isfinite(kl_N).all():
+        bad = torch.nonzero(~torch.isfinite(kl_N)).flatten().tolist()
+        raise NonFiniteError(f"first-token KL is not finite for {len(bad)} of {len(kl_N)} prompts "
+                             f"(first: {reference.prompts[bad[0]]!r})")
     return kl_N.clamp(min=0.0)
 
 
@@ -106,13 +110,10 @@ def _loss_sums(model, texts: Sequence[str], batch_size: int, max_length: int) ->
     sums, counts = torch.zeros(len(texts), dtype=torch.float64), torch.zeros(len(texts), dtype=torch.long)
     for idx in sorted_batches(lengths, batch_size):
         enc = model.encode([texts[i] for i in idx], max_length=max_length)
-        logits = model.logits(enc)
-        lp_BSV = torch.log_softmax(logits[:, :-1].double(), dim=-1)
-        nll_BS = -lp_BSV.gather(-1, enc.input_ids[:, 1:, None])[..., 0]
         # Left padding: a target counts when it and the token predicting it are both real.
-        valid_BS = (enc.attention_mask[:, 1:] * enc.attention_mask[:, :-1]).bool()
-        sums[idx] = (nll_BS * valid_BS).sum(-1).cpu()
-        counts[idx] = valid_BS.sum(-1).cpu()
+        target_BS = next_token_mask(enc.attention_mask)
+        sums[idx] = -sequence_logprobs(model.logits(enc), enc.input_ids, target_BS).cpu()
+        counts[idx] = target_BS.sum(-1).cpu()
     return sums, counts
 
 

@@ -22,6 +22,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp.evaluate.batching import sorted_batches
+from interp.evaluate.logprobs import sequence_logprobs
 
 
 def _reply_ids(model, prompt: str, reply: str, system: str | None) -> tuple[list[int], int]:
@@ -56,11 +57,8 @@ def reply_nll(
         pos_BS = (mask_BS.cumsum(-1) - 1).clamp(min=0)
         logits = model.hf(input_ids=ids_BS.to(model.device), attention_mask=mask_BS.to(model.device),
                           position_ids=pos_BS.to(model.device), use_cache=False).logits
-        lp = torch.log_softmax(logits[:, :-1].double(), dim=-1).cpu()
-        nll_BS = -lp.gather(-1, ids_BS[:, 1:, None])[..., 0]
-        keep = target_BS[:, 1:]
-        counts = keep.sum(-1)
-        means = (nll_BS * keep).sum(-1) / counts.clamp(min=1)
+        counts = target_BS.sum(-1)
+        means = -sequence_logprobs(logits, ids_BS, target_BS).cpu() / counts.clamp(min=1)
         out[idx] = torch.where(counts > 0, means, torch.tensor(float("nan"), dtype=torch.float64))
     return out
 

@@ -9,6 +9,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.errors import NonFiniteError
 from interp.evaluate.batching import sorted_batches
 
 
@@ -32,5 +33,11 @@ def first_token_logits(
         if out is None:
             out = torch.empty(len(texts), logits_BV.shape[-1], dtype=torch.float32)
         out[idx] = logits_BV
-    assert out is not None and torch.isfinite(out).all(), "non-finite first-token logits"
+    if out is None:  # unreachable (prompts is non-empty); keeps the type checker honest
+        raise ValueError("no prompts given")
+    finite_N = torch.isfinite(out).all(-1)
+    if not finite_N.all():
+        bad = torch.nonzero(~finite_N).flatten().tolist()
+        raise NonFiniteError(f"first-token logits are not finite for {len(bad)} of {len(prompts)} prompts "
+                             f"(first: {prompts[bad[0]]!r}); a hook or the model weights produce NaN/inf")
     return out

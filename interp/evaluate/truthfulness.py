@@ -17,8 +17,9 @@ import torch
 from tqdm.auto import tqdm
 
 from interp.data.prompts import Prompt, PromptSet
-from interp.errors import EmptyPromptClassError
+from interp.errors import EmptyPromptClassError, NonFiniteError
 from interp.evaluate.batching import sorted_batches
+from interp.evaluate.logprobs import suffix_mask, token_logprobs
 from interp.models.model import Encoding
 
 log = logging.getLogger(__name__)
@@ -110,22 +111,23 @@ def answer_logprobs(
     out: list[tuple[float, int]] = [(math.nan, 0)] * len(seqs)
     for idx in tqdm(sorted_batches(lengths, batch_size), desc="answer log-probs", disable=not progress):
         width = max(lengths[i] for i in idx)
-        n_ans = max(len(seqs[i][1]) for i in idx)
         ids = torch.full((len(idx), width), pad, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for r, i in enumerate(idx):  # left padding: every answer ends at the last position
             row = seqs[i][0] + seqs[i][1]
             ids[r, width - len(row) :] = torch.tensor(row)
             mask[r, width - len(row) :] = 1
+        n_B = torch.tensor([len(seqs[i][1]) for i in idx])
         logits = model.logits(Encoding(ids, mask).to(model.device))
-        # Only the answer window needs a log-softmax: positions predicting the last n_ans tokens.
-        lp_BAV = torch.log_softmax(logits[:, -n_ans - 1 : -1].double(), dim=-1)
-        target_BA = ids[:, -n_ans:].to(lp_BAV.device)
-        lp_BA = lp_BAV.gather(-1, target_BA[..., None])[..., 0].cpu()
+        lp_BT = token_logprobs(logits, ids, suffix_mask(n_B, width)).cpu()
         for r, i in enumerate(idx):
             k = len(seqs[i][1])
-            out[i] = (float(lp_BA[r, n_ans - k :].sum()), k)
-    assert all(math.isfinite(lp) for lp, _ in out), "non-finite answer log-probability"
+            out[i] = (float(lp_BT[r, -k:].sum()), k)  # the answer's own k terms, summed as before
+    bad = [i for i, (lp, _) in enumerate(out) if not math.isfinite(lp)]
+    if bad:
+        q, a = pairs[bad[0]]
+        raise NonFiniteError(f"answer log-probability is not finite for {len(bad)} of {len(out)} pairs "
+                             f"(first: answer {a!r} to {q!r})")
     return out
 
 

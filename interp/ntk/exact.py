@@ -13,6 +13,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.errors import NonFiniteError
 from interp.models import Model
 from interp.ntk.config import NTKConfig
 from interp.ntk.params import (
@@ -65,5 +66,8 @@ def exact_frobenius(model: Model, texts: Sequence[str], config: NTKConfig, progr
     for a in range(n):
         for b in range(a, n):
             out[a, b] = out[b, a] = torch.linalg.matrix_norm(kernel(jacs[a], jacs[b])).cpu()
-    assert torch.isfinite(out).all(), "non-finite exact kernel norm"
+    if not torch.isfinite(out).all():
+        a, b = torch.nonzero(~torch.isfinite(out))[0].tolist()
+        raise NonFiniteError(f"exact kernel norm is not finite for {int((~torch.isfinite(out)).sum())} of "
+                             f"{n * n} prompt pairs (first: {texts[a]!r} x {texts[b]!r})")
     return out

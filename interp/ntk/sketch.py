@@ -46,6 +46,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.errors import NonFiniteError
 from interp.models import Model
 from interp.ntk.config import NTKConfig
 from interp.ntk.params import (
@@ -172,5 +173,8 @@ def frobenius_from_sketches(sketches: Sequence[PromptSketch], probes: Float[Tens
     rr2 = ((probes.double() @ probes.double().T) ** 2 * off).sum() / (m * (m - 1))
     t = t + scale**2 * (vocab - rr2)
     t = (t + t.T) / 2  # symmetric already (P[b, a, j, i] = P[a, b, i, j]); this only removes rounding
-    assert torch.isfinite(t).all(), "non-finite kernel estimate"
+    if not torch.isfinite(t).all():
+        a, b = torch.nonzero(~torch.isfinite(t))[0].tolist()
+        raise NonFiniteError(f"sketched kernel estimate is not finite for {int((~torch.isfinite(t)).sum())} "
+                             f"of {t.numel()} prompt pairs (first: prompts {a} x {b}; non-finite sketches?)")
     return t.clamp(min=0).sqrt().cpu()

@@ -21,7 +21,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.errors import InterpError
+from interp.errors import InterpError, NonFiniteError
+from interp.evaluate.logprobs import suffix_mask, token_logprobs
 from interp.sae.site import ActSite
 from interp.sae.splice import feature_hook
 
@@ -121,7 +122,10 @@ def feature_scores(model, sae, site: ActSite, batches: Iterable[MetricBatch]) ->
             continue
         mask = b.enc.attention_mask.bool()[..., None]
         total += (store["features"].detach() * grad * mask).sum((0, 1)).double().cpu()
-    assert torch.isfinite(total).all(), "non-finite attribution scores"
+    if not torch.isfinite(total).all():
+        bad = torch.nonzero(~torch.isfinite(total)).flatten().tolist()
+        raise NonFiniteError(f"attribution scores are not finite for {len(bad)} of {len(total)} SAE features "
+                             f"(first: feature {bad[0]})")
     return total.float()
 
 
@@ -246,11 +250,9 @@ def _answer_logprob(n_ans: Tensor) -> MetricFn:
     """Summed log-prob of each row's last ``n_ans`` tokens (answers sit at the end under left padding)."""
 
     def fn(logits: Tensor, enc) -> Tensor:
-        seq = enc.input_ids.shape[1]
-        lp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, enc.input_ids[:, 1:, None])[..., 0]
-        pos = torch.arange(1, seq, device=lp.device)
-        mask = pos[None, :] >= (seq - n_ans.to(lp.device))[:, None]
-        return (lp * mask).sum()
+        # float32: this runs under autograd on the accelerator, where float64 is slow.
+        target_BS = suffix_mask(n_ans, enc.input_ids.shape[1])
+        return token_logprobs(logits, enc.input_ids, target_BS, dtype=torch.float32).sum()
 
     return fn
 

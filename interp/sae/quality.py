@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -9,6 +10,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.errors import NonFiniteError
+from interp.evaluate.logprobs import next_token_mask, token_logprobs
 from interp.sae.site import ActSite
 from interp.sae.splice import reconstruct_hook, zero_ablate_hook
 
@@ -74,7 +77,10 @@ def reconstruction_stats(sae, acts: Float[Tensor, "rows d"], batch_size: int = 4
     n, d = acts.shape
     out = {"mse": sq_err / (n * d), "explained_variance": 1.0 - sq_err / max(tot_var, 1e-30),
            "l0": l0 / n, "dead_fraction": float((~fired).float().mean()), "n_rows": n}
-    assert all(torch.isfinite(torch.tensor(v)) for v in out.values()), out
+    bad = {k: v for k, v in out.items() if not math.isfinite(v)}
+    if bad:
+        raise NonFiniteError(f"SAE reconstruction statistics are not finite: {bad} (non-finite activations "
+                             "or SAE weights?)")
     return out
 
 
@@ -85,11 +91,11 @@ def next_token_loss(model, texts: Sequence[str], hooks=(), batch_size: int = 8,
     with torch.no_grad(), model.hooks(fwd=list(hooks)):
         for i in range(0, len(texts), batch_size):
             enc = model.encode(list(texts[i : i + batch_size]), max_length=max_length)
-            logits = model.logits(enc).float()
-            valid = (enc.attention_mask[:, :-1] * enc.attention_mask[:, 1:]).bool()
-            lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, enc.input_ids[:, 1:, None])[..., 0]
-            total += float(-lp[valid].double().sum())
-            count += int(valid.sum())
+            target_BS = next_token_mask(enc.attention_mask)
+            # float32 log-softmax (every position of every text needs one), summed in float64.
+            lp_BT = token_logprobs(model.logits(enc), enc.input_ids, target_BS, dtype=torch.float32)
+            total += float(-lp_BT[target_BS[:, 1:].to(lp_BT.device)].double().sum())
+            count += int(target_BS.sum())
     return total / max(count, 1)
 
 

@@ -2,7 +2,9 @@
 
 Training order is a pure function of (seed, epoch), and a checkpoint holds the trainable weights,
 the optimizer and scheduler state and the history, so a run killed at any point and resumed ends
-with bitwise the same weights as one that was never interrupted (on the same device).
+with bitwise the same weights as one that was never interrupted (on the same device). Checkpoints
+hold only tensors, numbers and containers and are opened with ``weights_only=True``, so a checkpoint
+from elsewhere cannot run code when a run resumes from it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import json
 import logging
 import math
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from interp.errors import DataFormatError
 from interp.io import atomic_dir, write_json
 from interp.train.examples import SFTExample, collate
 from interp.train.loss import check_finite, response_loss
@@ -120,10 +124,32 @@ def _lr_lambda(config: SFTConfig, total: int) -> Callable[[int], float]:
     return f
 
 
+# What ``torch.load(weights_only=True)`` rebuilds without running code from the file.
+_PLAIN = (torch.Tensor, int, float, bool, str, type(None))
+
+
+def _check_plain(obj, where: str) -> None:
+    """Refuse to write optimizer/scheduler state that only a full (code-running) unpickle could read."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _check_plain(k, where)
+            _check_plain(v, f"{where}[{k!r}]")
+    elif isinstance(obj, list | tuple):
+        for i, v in enumerate(obj):
+            _check_plain(v, f"{where}[{i}]")
+    elif not isinstance(obj, _PLAIN):
+        raise TypeError(f"checkpoint state {where} is a {type(obj).__name__}; only tensors, numbers, strings "
+                        "and lists/dicts of them load with weights_only=True")
+
+
 def _save_checkpoint(path: Path, step: int, params, optimizer, scheduler, losses, history, fp) -> None:
+    # AdamW and LambdaLR state dicts are tensors, numbers and containers (LambdaLR stores a plain
+    # function as None and rebuilds it from the config), so they load with weights_only=True.
+    state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+    _check_plain(state, "optim")
     with atomic_dir(path) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in params.items()}, tmp / "trainable.safetensors")
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
+        torch.save(state, tmp / "optim.pt")
         (tmp / "state.json").write_text(json.dumps(
             {"step": step, "losses": losses, "history": history, "fingerprint": fp}))
 
@@ -136,10 +162,23 @@ def _load_checkpoint(path: Path, params, optimizer, scheduler, fp) -> tuple[int,
     with torch.no_grad():
         for k, p in params.items():
             p.copy_(weights[k].to(p.device))
-    opt = torch.load(path / "optim.pt", map_location=next(iter(params.values())).device, weights_only=False)
+    try:  # weights_only: a checkpoint from elsewhere must not be able to run code when opened
+        opt = torch.load(path / "optim.pt", map_location=next(iter(params.values())).device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise DataFormatError(
+            f"{path / 'optim.pt'} holds objects other than tensors, numbers and containers, so it was not "
+            f"unpickled (that could run code): {_unpickler_reason(e)} Delete {path} to restart the run.") from e
     optimizer.load_state_dict(opt["optimizer"])
     scheduler.load_state_dict(opt["scheduler"])
     return state["step"], [tuple(x) for x in state["losses"]], state["history"]
+
+
+def _unpickler_reason(e: Exception) -> str:
+    """The one informative sentence of torch's long weights-only error (which global was refused)."""
+    for line in str(e).splitlines():
+        if "WeightsUnpickler error:" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].strip().split(" Please use")[0]
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def run_callbacks(callbacks: Sequence[Callback], model, step: int, history: list) -> None:
