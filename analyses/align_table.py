@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 RECIPES = ("stl", "stl-aug", "dcr", "dcr-strong")
@@ -27,25 +28,50 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--recipes", nargs="+", default=list(RECIPES))
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default="figures/align")
-    p.add_argument("--per-source", type=int, default=25, help="held-out prompts per source")
+    p.add_argument("--per-source", type=int, default=None,
+                   help="held-out prompts per source (default: the whole held-out half)")
+    p.add_argument("--harmless-per-source", type=int, default=400,
+                   help="cap on harmless held-out prompts per source (Alpaca's half has ~1,900)")
+    p.add_argument("--compare-to", default="base", help="reference model of the paired differences")
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--no-train", action="store_true", help="skip recipes without a checkpoint")
     p.add_argument("--only", nargs="+", default=None, help="evaluate only these models (base or recipe names)")
-    p.add_argument("--reuse", action="store_true", help="reuse OUT/eval_NAME.json where it exists")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse OUT/eval_NAME.json and kernel_NAME.json where they exist (their settings and "
+                        "prompts must match this run's, else it stops)")
     p.add_argument("--kernel-only", action="store_true", help="with --only: measure kernels, skip evaluation")
     p.add_argument("--kernel-per-class", type=int, default=4,
                    help="held-out prompts per class for the gradient-kernel similarity at each checkpoint (0: skip)")
     return p.parse_args(argv)
 
 
-def eval_prompts(data_dir, per_source: int):
+def eval_prompts(data_dir, per_source: int | None = None, harmless_per_source: int | None = None):
+    """Held-out halves of every suite source (``per_source`` / ``harmless_per_source`` cap them, seeded)."""
     from interp.data.prompts import concat
     from interp.data.suites import load_suite
 
     sets = []
     for label in ("harmful", "seemingly_harmful", "harmless", "factual"):
-        sets += list(load_suite(label, data_dir).test(per_source).values())
+        cap = per_source if label != "harmless" else min(x for x in (per_source, harmless_per_source, 10**9)
+                                                         if x is not None)
+        sets += list(load_suite(label, data_dir).test(cap).values())
     return concat("heldout", sets)
+
+
+def load_cached_eval(path: Path, config: dict, prompts) -> dict:
+    """A cached evaluation, only if it used these settings and exactly these prompts (else a clear error)."""
+    saved = json.loads(path.read_text())
+    if saved["provenance"].get("config") != config:
+        old = saved["provenance"].get("config", {})
+        differ = sorted(k for k in config.keys() | old.keys() if old.get(k) != config.get(k))
+        raise ValueError(f"{path} was evaluated with other settings (differing: {', '.join(differ)}); "
+                         f"delete it or run without --reuse")
+    want = sorted((p.label, p.source, p.text) for p in prompts)
+    got = sorted((r["label"], r["source"], r["prompt"]) for r in saved["records"])
+    if want != got:
+        raise ValueError(f"{path} scored other prompts ({len(got)} cached vs {len(want)} now); "
+                         f"delete it or run without --reuse")
+    return saved
 
 
 def data_selection(data_dir, per_source: int | None = None, seed: int = 0):
@@ -55,7 +81,7 @@ def data_selection(data_dir, per_source: int | None = None, seed: int = 0):
 
     recipes = align_data_selection(data_dir, seed)
     return DataSelection("align_table", recipes.train,
-                         recipes.evaluation | {"table": eval_prompts(data_dir, per_source)})
+                         recipes.evaluation | {"table": eval_prompts(data_dir, per_source, None)})
 
 
 def checkpoint(recipe: str, runs: Path, data_dir, train: bool) -> Path | None:
@@ -80,7 +106,7 @@ def checkpoint(recipe: str, runs: Path, data_dir, train: bool) -> Path | None:
 
 
 def kernel_at_checkpoints(models: dict[str, str], runs: Path, data_dir, per_class: int, out: Path,
-                          only=None) -> dict:
+                          only=None, reuse: bool = False) -> dict:
     """Sketched NTK class similarities of every checkpoint (DCR also after its contrastive stage).
 
     Each checkpoint's result is cached as OUT/kernel_NAME.json, so checkpoints can be measured apart.
@@ -101,8 +127,11 @@ def kernel_at_checkpoints(models: dict[str, str], runs: Path, data_dir, per_clas
     result = {}
     for name, ref in stages.items():
         cached = out / f"kernel_{name}.json"
-        if cached.exists():
-            result[name] = json.loads(cached.read_text())["class_means"]
+        if reuse and cached.exists():
+            saved = json.loads(cached.read_text())
+            if saved.get("n_per_class") != per_class or saved.get("config") != NTKConfig().to_dict():
+                raise ValueError(f"{cached} was measured with other settings; delete it or run without --reuse")
+            result[name] = saved["class_means"]
             continue
         if only is not None and name not in only:
             continue
@@ -146,16 +175,43 @@ def kernel_figure(kernels: dict):
     return fig
 
 
-def table_rows(results: dict) -> list[dict]:
+KEY_METRICS = ("harmful/refusal_rate", "harmful/degenerate_rate", "seemingly_harmful/compliance_rate",
+               "seemingly_harmful/degenerate_rate", "harmless/compliance_rate", "harmless/degenerate_rate",
+               "factual/mc1")
+
+
+def _key(metric: str) -> bool:
+    return metric.split("[")[0] in KEY_METRICS and "style=" not in metric
+
+
+def table_rows(results: dict, comparisons: dict) -> list[dict]:
+    """One row per model: each key metric as mean [CI] (n), and its paired difference from the reference."""
     rows = []
     for name, metrics in results.items():
         row = {"model": name}
         for key, est in metrics.items():
-            if key.startswith(("harmful/refusal_rate", "seemingly_harmful/compliance_rate",
-                               "harmless/compliance_rate", "factual/mc1")) and "style=" not in key:
-                row[key] = round(est.mean, 4)
+            if _key(key):
+                row[key] = f"{est.mean:.3f} [{est.low:.3f}, {est.high:.3f}] (n={est.n})"
+        for c in comparisons.get(name, []):
+            if _key(c.metric):
+                row[f"diff {c.metric}"] = f"{c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}] p={c.p_value:.2g}"
         rows.append(row)
     return rows
+
+
+def markdown(rows: list[dict], metrics: tuple[str, ...] = KEY_METRICS) -> str:
+    """The pooled key metrics as a Markdown table (mean [CI]; difference from the reference, p)."""
+    head = "| model | " + " | ".join(metrics) + " |\n|---|" + "---|" * len(metrics) + "\n"
+    body = ""
+    for r in rows:
+        cells = []
+        for m in metrics:
+            cell = r.get(m, "")
+            if f"diff {m}" in r:
+                cell += f"; {r[f'diff {m}']}"
+            cells.append(cell)
+        body += f"| {r['model']} | " + " | ".join(cells) + " |\n"
+    return head + body
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -178,8 +234,10 @@ def main(argv=None) -> int:
 
     args = parse(argv)
     out, runs = Path(args.out), Path(args.runs)
-    prompts = eval_prompts(args.data_dir, args.per_source)
+    prompts = eval_prompts(args.data_dir, args.per_source, args.harmless_per_source)
     config = EvalConfig(max_new_tokens=args.max_new_tokens)
+    config_dict = json.loads(json.dumps(asdict(config)))  # as it reads back from a cached JSON
+    judge = load_model(args.base)  # one coherence judge, the unmodified base model, for every checkpoint
     models = {"base": args.base}
     for recipe in args.recipes:
         wanted = not args.only or recipe in args.only
@@ -188,31 +246,40 @@ def main(argv=None) -> int:
             models[recipe] = str(path)
         elif args.reuse and (out / f"eval_{recipe}.json").exists():
             models[recipe] = str(runs / recipe / "model")  # evaluated earlier; the checkpoint may be gone
-    results, provenance = {}, {}
+    results, provenance, saved_all = {}, {}, {}
     for name, ref in models.items():
         cached = out / f"eval_{name}.json"
         if args.reuse and cached.exists():
-            saved = json.loads(cached.read_text())
-            results[name] = {k: Estimate(**v) for k, v in saved["metrics"].items()}
-            provenance[name] = saved["provenance"]
+            saved = load_cached_eval(cached, config_dict, prompts)
+        elif (args.only and name not in args.only) or args.kernel_only:
             continue
-        if args.only and name not in args.only:
-            continue
-        if args.kernel_only:
-            continue
-        result = evaluate(load_model(ref), prompts, config)
-        result.to_json(cached)
-        results[name] = result.metrics
-        provenance[name] = result.provenance
+        else:
+            saved = evaluate(load_model(ref), prompts, config, judge_model=judge).to_dict()
+            write_json(cached, saved)
+        results[name] = {k: Estimate(**v) for k, v in saved["metrics"].items()}
+        provenance[name] = saved["provenance"]
+        saved_all[name] = saved
     if args.only:
         if args.kernel_per_class:
-            kernel_at_checkpoints(models, runs, args.data_dir, args.kernel_per_class, out, args.only)
+            kernel_at_checkpoints(models, runs, args.data_dir, args.kernel_per_class, out, args.only,
+                                  reuse=args.reuse)
         return 0  # partial run: per-model results are cached; assemble with --reuse
-    rows = table_rows(results)
+    from interp.evaluate.compare import compare
+
+    ref_name = args.compare_to
+    comparisons = {name: compare(saved_all[ref_name], saved_all[name]) for name in saved_all
+                   if name != ref_name and ref_name in saved_all}
+    write_json(out / "comparisons.json", {"reference": ref_name, "comparisons": {
+        name: [c.to_dict() for c in cs] for name, cs in comparisons.items()}})
+    rows = table_rows(results, comparisons)
     write_csv(out / "table.csv", rows)
+    from interp.io import write_text
+
+    write_text(out / "table.md", markdown(rows))
     write_json(out / "table.json", {"rows": rows, "models": models, "prompts": prompts.counts("source"),
                                     "config": {"per_source": args.per_source,
-                                               "max_new_tokens": args.max_new_tokens},
+                                               "harmless_per_source": args.harmless_per_source,
+                                               "max_new_tokens": args.max_new_tokens, "compare_to": ref_name},
                                     "provenance": provenance})
     save_figure(headline_bars(results, "safety alignment on held-out prompts (95% bootstrap CI)"),
                 out / "headline", {k: {m: e.to_dict() for m, e in v.items()} for k, v in results.items()})
@@ -222,7 +289,7 @@ def main(argv=None) -> int:
     if args.kernel_per_class:
         # with --reuse only cached kernels are drawn; measure missing ones with --only NAME --kernel-only
         kernels = kernel_at_checkpoints(models, runs, args.data_dir, args.kernel_per_class, out,
-                                        only=() if args.reuse else None)
+                                        only=() if args.reuse else None, reuse=args.reuse)
         save_figure(kernel_figure(kernels), out / "kernel_similarity", kernels)
     return 0
 
