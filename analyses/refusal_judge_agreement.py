@@ -4,8 +4,10 @@ config -> compute -> write. Sets, each with n:
 
 * XSTest Llama-2-70b-chat completions against the human ``final_label`` (partial refusals count as
   refusals), split by prompt *family* (a type and its contrast type), so whole families are held out.
-  The split is a hash of the family name, fixed before the judge was tuned; the judge was developed
-  on the dev half only. Reports agreement, confusion counts and recall per final_label, per half;
+  The split is a hash of the family name, fixed before the judge was tuned; the patterns were written
+  from the dev half (held-out errors were read once, after the first full version; the one later rule,
+  where objections may sit, had its threshold picked on dev). Reports agreement, confusion counts and recall
+  per final_label, per half;
 * CoCoNot preference pairs: the refusal rate of the judge on ``chosen`` (GPT-4 answers to contrast
   prompts, mostly compliance, though some preferred answers do decline) and on ``rejected`` (not
   refusals in general, despite the data README: mostly weaker answers, some partial refusals);
