@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass
 import plotly.graph_objects as go
 
 from interp.data.prompts import PromptSet, Split
-from interp.data.selection import DataSelection
 from interp.data.registry import load_prompt_sets
+from interp.data.selection import DataSelection
 from interp.directions import (
     head_directions,
     refusal_directions,

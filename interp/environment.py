@@ -1,7 +1,8 @@
 """Is the installed stack the tested one? Compare installed versions with the lock file.
 
-The workbench's numbers depend on exact versions (``transformers`` 5.24.0 silently broke KV-cached
-generation through the TransformerBridge), so ``workbench.sh`` installs ``requirements.lock`` and
+The workbench's numbers depend on exact versions (``transformers`` 5.24.0 renamed the KV-cache argument
+that transformer-lens 3.9's attention reads, which silently broke cached generation until
+``interp.models.load`` routed it), so ``workbench.sh`` installs ``requirements.lock`` and
 checks the result with :func:`lock_mismatches`; ``interp doctor`` runs the same check by hand.
 """
 

@@ -7,12 +7,12 @@ that only corrupts cached decode steps) shows the comparison and the library gua
 
 import pytest
 import torch
+from test_evaluate_generate import lively_tiny
 
 from interp.errors import GenerationMismatchError
 from interp.evaluate.generate import generate_token_ids, stop_token_ids
 from interp.evaluate.verify import greedy_violations, installed_versions
 from interp.hooks import Site, add_vector
-from test_evaluate_generate import lively_tiny
 
 PROMPTS = ["hi", "What is the capital of France?", "a much longer prompt about many things that go on", "xyz"]
 STEPS = 12
@@ -93,3 +93,20 @@ def test_installed_versions_names_the_stack():
     v = installed_versions()
     assert set(v) == {"torch", "transformers", "transformer-lens"}
     assert all(x != "not installed" for x in v.values())
+
+
+def test_generate_fills_the_kv_cache(model):
+    """The bridge's attention writes the KV cache that ``hf.generate`` threads through the steps.
+
+    transformers 5.24 passes the cache to attention as ``cache=`` (was ``past_key_values=``), which
+    transformer-lens 3.9's reconstructed attention does not read; ``interp.models.load`` renames it.
+    Without that the cache stays empty and every decode step attends to itself alone.
+    """
+    enc = model.encode([model.chat(p) for p in PROMPTS[:2]])
+    stops = stop_token_ids(model.tokenizer)
+    out = model.hf.generate(input_ids=enc.input_ids, attention_mask=enc.attention_mask, do_sample=False,
+                            max_new_tokens=4, min_new_tokens=4, pad_token_id=stops[0],
+                            temperature=None, top_p=None, top_k=None, return_dict_in_generate=True)
+    cache = out.get("cache", out.get("past_key_values"))  # renamed in transformers 5.24
+    assert cache is not None
+    assert cache.get_seq_length() == out.sequences.shape[1] - 1  # every position but the last token

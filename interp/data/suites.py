@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from interp.data.builtin import builtin_prompts
-from interp.errors import DataFormatError
 from interp.data.prompts import PromptSet, concat
 from interp.data.registry import find_benchmark, load_prompts
+from interp.errors import DataFormatError
 
 log = logging.getLogger(__name__)
 

@@ -41,9 +41,37 @@ def _boot(hf_model, tokenizer):
     from transformer_lens.model_bridge import TransformerBridge
 
     # boot_transformers reads the architecture from hf_model.config when a model is passed in.
-    return TransformerBridge.boot_transformers(
+    bridge = TransformerBridge.boot_transformers(
         hf_model.config.name_or_path or "model", hf_model=hf_model, tokenizer=tokenizer
     )
+    _route_kv_cache(bridge)
+    return bridge
+
+
+def _cache_as_past_key_values(module, args, kwargs):
+    """Hand the KV cache to the bridge's attention under the name it reads.
+
+    transformers 5.24 renamed the cache argument ``past_key_values`` -> ``cache`` (the decoder layer
+    calls ``self_attn(..., cache=cache)``); transformer-lens 3.9's reconstructed attention only looks
+    for ``past_key_values`` / ``layer_past`` (``AttentionBridge._update_kv_cache``), so without this it
+    never writes or reads the cache and every decode step attends to itself alone. On transformers
+    < 5.24 no ``cache`` argument arrives and this does nothing.
+    """
+    from transformers.cache_utils import Cache
+
+    if "past_key_values" not in kwargs and isinstance(kwargs.get("cache"), Cache):
+        kwargs = dict(kwargs)
+        kwargs["past_key_values"] = kwargs.pop("cache")
+        return args, kwargs
+    return None
+
+
+def _route_kv_cache(bridge) -> None:
+    from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+
+    for module in bridge.original_model.modules():
+        if isinstance(module, AttentionBridge):
+            module.register_forward_pre_hook(_cache_as_past_key_values, with_kwargs=True)
 
 
 def _load_dir(path: Path, device, dtype) -> Model:
