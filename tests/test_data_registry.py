@@ -56,8 +56,9 @@ def test_find_benchmark_and_data_dir_specs(data_dir):
 
 def test_mixed_split_is_deterministic_and_disjoint(data_dir):
     s = load_prompt_sets(["builtin", "oktest", "advbench"], data_dir)
-    a, b = s.split(0.25, seed=3), s.split(0.25, seed=3)
+    a, b = s.split(), s.split()
     assert a.test.texts == b.test.texts and a.train.texts == b.train.texts
     lower = {t.strip().lower() for t in a.test.texts}
     assert not lower & {t.strip().lower() for t in a.train.texts}
     assert set(a.test.counts()) == {"harmful", "seemingly_harmful", "harmless", "factual"}
+    assert {p.text for p in a.test} == {p.text for p in s if p.heldout}  # the one held-out split
