@@ -1,7 +1,7 @@
 """Behaviour of the embedded model before any safety training: refusal, over-refusal, truthfulness.
 
-config -> compute -> plot -> write: evaluates one model on the built-in sets and, given a data
-directory, on XSTest and AdvBench; writes eval.json (metrics + per-prompt records) and a headline
+config -> compute -> plot -> write: evaluates one model on the held-out halves of the built-in sets
+and, given a data directory, of XSTest and AdvBench; writes eval.json (metrics + per-prompt records) and a headline
 figure (HTML, PNG, JSON) into --out.
 """
 
@@ -21,9 +21,17 @@ def parse(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def data_selection(data_dir):
+    """The held-out halves of the built-in sets (and XSTest, AdvBench with a data directory)."""
+    from interp.data.registry import load_prompt_sets
+    from interp.data.selection import DataSelection
+
+    specs = ["builtin"] + (["xstest", "advbench"] if data_dir else [])
+    return DataSelection("foundation_eval", {}, {"heldout": load_prompt_sets(specs, data_dir=data_dir).split().test})
+
+
 def main(argv=None) -> int:
     from interp.cli.eval import print_table
-    from interp.data.registry import load_prompt_sets
     from interp.evaluate import EvalConfig, evaluate
     from interp.evaluate.plots import headline_bars, source_bars
     from interp.figures import save_figure
@@ -32,7 +40,7 @@ def main(argv=None) -> int:
     args = parse(argv)
     out = Path(args.out)
     specs = ["builtin"] + (["xstest", "advbench"] if args.data_dir else [])
-    prompts = load_prompt_sets(specs, data_dir=args.data_dir)
+    prompts = data_selection(args.data_dir).evaluation["heldout"]
     config = EvalConfig(max_new_tokens=args.max_new_tokens, max_prompts_per_class=args.max_per_class)
     model = load_model(args.model)
     result = evaluate(model, prompts, config)
