@@ -177,7 +177,7 @@ def kernel_figure(kernels: dict):
 
 KEY_METRICS = ("harmful/refusal_rate", "harmful/degenerate_rate", "seemingly_harmful/compliance_rate",
                "seemingly_harmful/degenerate_rate", "harmless/compliance_rate", "harmless/degenerate_rate",
-               "factual/mc1")
+               "factual/mc1", "harmful/refusal_score", "seemingly_harmful/refusal_score", "harmless/refusal_score")
 
 
 def _key(metric: str) -> bool:
@@ -197,6 +197,27 @@ def table_rows(results: dict, comparisons: dict) -> list[dict]:
                 row[f"diff {c.metric}"] = f"{c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}] p={c.p_value:.2g}"
         rows.append(row)
     return rows
+
+
+def markdown_by_metric(results: dict, comparisons: dict, reference: str) -> str:
+    """One row per key metric (pooled, then per source): every model's mean [CI] and b - reference [CI], p."""
+    names = list(results)
+    others = [n for n in names if n != reference and n in comparisons]
+    head = ("| metric | " + " | ".join(names) + "".join(f" | {o} - {reference} [95% CI], p" for o in others)
+            + " |\n|---|" + "---|" * (len(names) + len(others)) + "\n")
+    ordered = sorted({k for m in results.values() for k in m if _key(k)},
+                     key=lambda k: (KEY_METRICS.index(k.split("[")[0]), "[" in k, k))
+    body = ""
+    for key in ordered:
+        cells = []
+        for n in names:
+            e = results[n].get(key)
+            cells.append(f"{e.mean:.2f} [{e.low:.2f}, {e.high:.2f}] (n={e.n})" if e else "")
+        for o in others:
+            c = next((c for c in comparisons[o] if c.metric == key), None)
+            cells.append(f"{c.diff:+.2f} [{c.low:+.2f}, {c.high:+.2f}], p={c.p_value:.2g}" if c else "")
+        body += f"| {key} | " + " | ".join(cells) + " |\n"
+    return head + body
 
 
 def markdown(rows: list[dict], metrics: tuple[str, ...] = KEY_METRICS) -> str:
@@ -275,7 +296,7 @@ def main(argv=None) -> int:
     write_csv(out / "table.csv", rows)
     from interp.io import write_text
 
-    write_text(out / "table.md", markdown(rows))
+    write_text(out / "table.md", markdown(rows) + "\n" + markdown_by_metric(results, comparisons, ref_name))
     write_json(out / "table.json", {"rows": rows, "models": models, "prompts": prompts.counts("source"),
                                     "config": {"per_source": args.per_source,
                                                "harmless_per_source": args.harmless_per_source,
