@@ -37,7 +37,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--no-train", action="store_true", help="skip recipes without a checkpoint")
     p.add_argument("--only", nargs="+", default=None, help="evaluate only these models (base or recipe names)")
     p.add_argument("--reuse", action="store_true",
-                   help="reuse OUT/eval_NAME.json and kernel_NAME.json where they exist (their settings and "
+                   help="reuse RUNS/eval/eval_NAME.json and OUT/kernel_NAME.json where they exist (their settings and "
                         "prompts must match this run's, else it stops)")
     p.add_argument("--kernel-only", action="store_true", help="with --only: measure kernels, skip evaluation")
     p.add_argument("--kernel-per-class", type=int, default=4,
@@ -268,8 +268,11 @@ def main(argv=None) -> int:
         elif args.reuse and (out / f"eval_{recipe}.json").exists():
             models[recipe] = str(runs / recipe / "model")  # evaluated earlier; the checkpoint may be gone
     results, provenance, saved_all = {}, {}, {}
+    from interp.evaluate.redact import redact
+
     for name, ref in models.items():
-        cached = out / f"eval_{name}.json"
+        # the full evaluation (harmful prompts and replies) stays under runs/; figures get a redacted copy
+        cached = runs / "eval" / f"eval_{name}.json"
         if args.reuse and cached.exists():
             saved = load_cached_eval(cached, config_dict, prompts)
         elif (args.only and name not in args.only) or args.kernel_only:
@@ -277,6 +280,7 @@ def main(argv=None) -> int:
         else:
             saved = evaluate(load_model(ref), prompts, config, judge_model=judge).to_dict()
             write_json(cached, saved)
+        write_json(out / f"eval_{name}.json", redact(saved))
         results[name] = {k: Estimate(**v) for k, v in saved["metrics"].items()}
         provenance[name] = saved["provenance"]
         saved_all[name] = saved
