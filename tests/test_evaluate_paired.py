@@ -83,3 +83,16 @@ def test_compare_matches_prompts_and_reports_each_outcome():
     assert "harmful/refusal_rate[source=advbench]" in rows
     with pytest.raises(ValueError, match="share no prompts"):
         compare(a, _result(["refusal"], [0.0], source="other"))
+
+
+def test_redacted_evaluations_keep_no_harmful_text_and_still_pair():
+    from interp.evaluate.redact import redact
+
+    a = _result(["compliance"] * 4, [-1.0] * 4)
+    b = _result(["refusal"] * 4, [2.0] * 4)
+    for r in a["records"]:
+        r["response"] = "a harmful reply"
+    ra, rb = redact(a), redact(b)
+    assert all(r["response"] is None and r["prompt"].startswith("sha1:") for r in ra["records"])
+    assert a["records"][0]["response"] == "a harmful reply"  # the original is untouched
+    assert {c.metric: c.diff for c in compare(ra, rb)} == {c.metric: c.diff for c in compare(a, b)}
