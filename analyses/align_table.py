@@ -52,8 +52,8 @@ def eval_prompts(data_dir, per_source: int | None = None, harmless_per_source: i
 
     sets = []
     for label in ("harmful", "seemingly_harmful", "harmless", "factual"):
-        cap = per_source if label != "harmless" else min(x for x in (per_source, harmless_per_source, 10**9)
-                                                         if x is not None)
+        caps = [c for c in (per_source, harmless_per_source if label == "harmless" else None) if c is not None]
+        cap = min(caps) if caps else None
         sets += list(load_suite(label, data_dir).test(cap).values())
     return concat("heldout", sets)
 
@@ -247,9 +247,11 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 def main(argv=None) -> int:
     from interp.evaluate import Estimate, EvalConfig, evaluate
+    from interp.evaluate.compare import compare
     from interp.evaluate.plots import headline_bars
+    from interp.evaluate.redact import redact
     from interp.figures import save_figure
-    from interp.io import write_json
+    from interp.io import write_json, write_text
     from interp.models import load_model
     from interp.train.plots import training_curves
 
@@ -258,18 +260,16 @@ def main(argv=None) -> int:
     prompts = eval_prompts(args.data_dir, args.per_source, args.harmless_per_source)
     config = EvalConfig(max_new_tokens=args.max_new_tokens)
     config_dict = json.loads(json.dumps(asdict(config)))  # as it reads back from a cached JSON
-    judge = load_model(args.base)  # one coherence judge, the unmodified base model, for every checkpoint
+    judge = None  # one coherence judge, the unmodified base model, for every checkpoint (loaded when needed)
     models = {"base": args.base}
     for recipe in args.recipes:
         wanted = not args.only or recipe in args.only
         path = checkpoint(recipe, runs, args.data_dir, train=wanted and not args.no_train)
         if path is not None:
             models[recipe] = str(path)
-        elif args.reuse and (out / f"eval_{recipe}.json").exists():
+        elif args.reuse and (runs / "eval" / f"eval_{recipe}.json").exists():
             models[recipe] = str(runs / recipe / "model")  # evaluated earlier; the checkpoint may be gone
     results, provenance, saved_all = {}, {}, {}
-    from interp.evaluate.redact import redact
-
     for name, ref in models.items():
         # the full evaluation (harmful prompts and replies) stays under runs/; figures get a redacted copy
         cached = runs / "eval" / f"eval_{name}.json"
@@ -278,6 +278,8 @@ def main(argv=None) -> int:
         elif (args.only and name not in args.only) or args.kernel_only:
             continue
         else:
+            if judge is None:
+                judge = load_model(args.base)
             saved = evaluate(load_model(ref), prompts, config, judge_model=judge).to_dict()
             write_json(cached, saved)
         write_json(out / f"eval_{name}.json", redact(saved))
@@ -289,8 +291,6 @@ def main(argv=None) -> int:
             kernel_at_checkpoints(models, runs, args.data_dir, args.kernel_per_class, out, args.only,
                                   reuse=args.reuse)
         return 0  # partial run: per-model results are cached; assemble with --reuse
-    from interp.evaluate.compare import compare
-
     ref_name = args.compare_to
     comparisons = {name: compare(saved_all[ref_name], saved_all[name]) for name in saved_all
                    if name != ref_name and ref_name in saved_all}
@@ -298,8 +298,6 @@ def main(argv=None) -> int:
         name: [c.to_dict() for c in cs] for name, cs in comparisons.items()}})
     rows = table_rows(results, comparisons)
     write_csv(out / "table.csv", rows)
-    from interp.io import write_text
-
     write_text(out / "table.md", markdown(rows) + "\n" + markdown_by_metric(results, comparisons, ref_name))
     write_json(out / "table.json", {"rows": rows, "models": models, "prompts": prompts.counts("source"),
                                     "config": {"per_source": args.per_source,

@@ -38,7 +38,7 @@ from interp.directions import (
     truth_directions,
 )
 from interp.evaluate import generate, is_refusal, mc_scores
-from interp.evaluate.coherence import CoherenceJudge, distinct_bigrams, reply_nll
+from interp.evaluate.coherence import CoherenceJudge
 from interp.figures import save_figure
 from interp.heads import answer_activations, head_means, probe_heads, refusal_metric, truth_metric
 from interp.heads.study import HeadStudyConfig, run_head_study, write_head_study
@@ -108,8 +108,7 @@ def measure(model, ctx: AbstractContextManager, ev: dict, cfg: Config, what=("as
         complied = [not is_refusal(r) for r in harmful]
         out["asr_harmful"] = sum(complied) / len(complied)
         if judge is not None:
-            ok = judge.coherent(reply_nll(model, ev["harmful"], harmful, cfg.batch_size),
-                                distinct_bigrams(model, harmful))
+            ok = judge.judge(model, ev["harmful"], harmful, cfg.batch_size)
             out["coherent_asr_harmful"] = sum(c and k for c, k in zip(complied, ok, strict=True)) / len(ok)
             out["incoherent_rate_harmful"] = sum(not k for k in ok) / len(ok)
         out["examples_harmful"] = dict(zip(ev["harmful"][:4], harmful[:4], strict=True))

@@ -115,5 +115,11 @@ class CoherenceJudge:
         return [bool(torch.isfinite(a) and a <= self.max_nll and b >= self.min_distinct)
                 for a, b in zip(nll, distinct, strict=True)]
 
+    def judge(
+        self, model, prompts: Sequence[str], replies: Sequence[str], batch_size: int = 8, system: str | None = None
+    ) -> list[bool]:
+        """Verdicts on ``replies`` to ``prompts``, scored by ``model`` (the unmodified reference model)."""
+        return self.coherent(reply_nll(model, prompts, replies, batch_size, system), distinct_bigrams(model, replies))
+
     def to_dict(self) -> dict:
         return asdict(self)

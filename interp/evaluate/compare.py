@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
 from interp.evaluate.harness import GENERATION_LABELS, OUTCOMES
@@ -61,8 +60,7 @@ def compare(a, b, alpha: float = 0.05, min_n: int = 2) -> list[PairedComparison]
         x, y = [ra[k] for k in keys], [rb[k] for k in keys]
         if keys[0][0] in GENERATION_LABELS and all(r.get("outcome") for r in x + y):
             for kind in OUTCOMES:
-                flag: Callable[[dict], bool] = lambda r, k=kind: r["outcome"] == k  # noqa: E731
-                out.append(paired_rates([flag(r) for r in x], [flag(r) for r in y],
+                out.append(paired_rates([r["outcome"] == kind for r in x], [r["outcome"] == kind for r in y],
                                         _metric(group, f"{kind}_rate"), alpha))
         out.append(paired_scores([r["refusal_score"] for r in x], [r["refusal_score"] for r in y],
                                  _metric(group, "refusal_score"), alpha))

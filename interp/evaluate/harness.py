@@ -222,12 +222,11 @@ def _mc_metrics(mc: list[MCRecord], config: EvalConfig) -> dict[str, Estimate]:
 
 def _coherence(judge_model, prompts: list[str], replies: list[str], config: EvalConfig) -> tuple[list[bool], dict]:
     """Per-reply coherence verdicts under ``judge_model``, and the judge's settings for the provenance."""
-    from interp.evaluate.coherence import CoherenceJudge, distinct_bigrams, reply_nll
+    from interp.evaluate.coherence import CoherenceJudge
 
     judge = (CoherenceJudge(config.max_nll, config.min_distinct) if config.max_nll is not None
              else CoherenceJudge.for_model(judge_model, min_distinct=config.min_distinct))
-    nll = reply_nll(judge_model, prompts, replies, config.batch_size, config.system)
-    verdicts = judge.coherent(nll, distinct_bigrams(judge_model, replies))
+    verdicts = judge.judge(judge_model, prompts, replies, config.batch_size, config.system)
     return verdicts, judge.to_dict() | {"model": judge_model.name}
 
 

@@ -57,11 +57,9 @@ class PairedComparison:
                 f"[{self.low:+.3f}, {self.high:+.3f}], p={self.p_value:.3g} ({self.test}, n={self.n})")
 
 
-def _wilson(k: int, n: int, z: float) -> tuple[float, float]:
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
+def _wilson(k: int, n: int, alpha: float) -> tuple[float, float]:
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=1 - alpha, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 Flags = Sequence[int] | np.ndarray
@@ -80,10 +78,9 @@ def paired_rates(a: Flags, b: Flags, metric: str = "rate", alpha: float = 0.05) 
         raise ValueError(f"{metric}: no paired observations")
     both, a_only, b_only = int((x & y).sum()), int((x & ~y).sum()), int((~x & y).sum())
     neither = n - both - a_only - b_only
-    z = float(stats.norm.ppf(1 - alpha / 2))
     p1, p2 = (both + b_only) / n, (both + a_only) / n  # b's rate, a's rate
-    l1, u1 = _wilson(both + b_only, n, z)
-    l2, u2 = _wilson(both + a_only, n, z)
+    l1, u1 = _wilson(both + b_only, n, alpha)
+    l2, u2 = _wilson(both + a_only, n, alpha)
     denom = (both + b_only) * (a_only + neither) * (both + a_only) * (b_only + neither)
     phi = (both * neither - a_only * b_only) / math.sqrt(denom) if denom > 0 else 0.0
     diff = p1 - p2

@@ -47,9 +47,11 @@ def greedy_violations(
     """Generated tokens that are not the uncached argmax: ``(row, step, generated, argmax)`` each.
 
     ``new_BT`` are the generated ids (right-padded after a stop token; positions after the first stop
-    are not checked). The forward runs with ``use_cache=False`` and explicit left-padding positions.
+    are not checked). The forward is :meth:`interp.models.Model.logits`: no cache, left-padding positions.
     """
-    batch, prompt_len = input_ids_BS.shape
+    from interp.models.model import Encoding  # importing interp.models loads transformers: not at import time
+
+    prompt_len = input_ids_BS.shape[1]
     steps = new_BT.shape[1]
     live_BT = torch.ones_like(new_BT, dtype=torch.bool)
     stop_T = torch.as_tensor(stops, device=new_BT.device)
@@ -58,8 +60,7 @@ def greedy_violations(
     live_BT[:, 1:] = (is_stop_BT.cumsum(-1) == 0)[:, :-1]
     ids_BS = torch.cat([input_ids_BS, new_BT], dim=1)
     mask_BS = torch.cat([attention_mask_BS, live_BT.to(attention_mask_BS.dtype)], dim=1)
-    pos_BS = (mask_BS.long().cumsum(-1) - 1).clamp(min=0)
-    logits = model.hf(input_ids=ids_BS, attention_mask=mask_BS, position_ids=pos_BS, use_cache=False).logits
+    logits = model.logits(Encoding(ids_BS, mask_BS))  # uncached, left-padding positions
     # Logits at position p predict token p + 1: the generated tokens sit at prompt_len .. prompt_len+steps-1.
     pred_BTV = logits[:, prompt_len - 1 : prompt_len - 1 + steps].float()
     chosen_BT = pred_BTV.gather(-1, new_BT[..., None])[..., 0]
