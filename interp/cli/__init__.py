@@ -13,7 +13,8 @@ import sys
 
 from interp.errors import InterpError
 
-SUBCOMMANDS = ("doctor", "models", "eval", "compare", "align", "ntk", "heads", "sae", "subspace", "report")
+SUBCOMMANDS = ("doctor", "models", "eval", "compare", "align", "ntk", "heads", "sae", "subspace", "report",
+               "realign")
 
 
 def build_parser() -> argparse.ArgumentParser:

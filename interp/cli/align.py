@@ -16,7 +16,8 @@ def add_parser(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Fine-tune a model to refuse harmful requests. Trains on the training halves of the "
         "built-in sets and of the benchmarks in --data-dir; evaluation halves are never used. Resumes "
-        "from OUT/checkpoint after an interruption. The aligned model is written to OUT/model.")
+        "from OUT/checkpoint after an interruption. The aligned model is written to OUT/model. Runs on "
+        "several processes (DDP) under `accelerate launch -m interp.cli align ...`.")
     add_model_args(p)
     p.add_argument("--recipe", choices=("stl", "stl-aug", "dcr"), default="stl")
     p.add_argument("--data-dir", default=None, help="benchmark data directory (advbench/, catqa/, ...)")
@@ -25,6 +26,13 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=sft.epochs)
     p.add_argument("--lr", type=float, default=sft.lr)
     p.add_argument("--batch-size", type=int, default=sft.batch_size)
+    p.add_argument("--grad-accum", type=int, default=sft.grad_accum,
+                   help="micro-batches per process per optimizer step (the step still sees --batch-size examples)")
+    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default=None,
+                   help="accelerate autocast mixed precision (default: the accelerate launch config's, else no)")
+    p.add_argument("--lora-rank", type=int, default=0,
+                   help="train rank-r LoRA adapters on q_proj/v_proj instead of the weights (0: full fine-tuning); "
+                        "merged into OUT/model, adapter in OUT/adapter")
     p.add_argument("--n-refusal", type=int, default=cfg.n_refusal, help="(harmful, refusal) pairs")
     p.add_argument("--n-general", type=int, default=cfg.n_general, help="(harmless, own answer) pairs")
     p.add_argument("--n-helpful", type=int, default=cfg.n_helpful,
@@ -42,9 +50,11 @@ def add_parser(sub) -> None:
 
 
 def config_from(args):
-    from interp.train import AlignConfig, ContrastiveConfig, SFTConfig
+    from interp.train import AlignConfig, ContrastiveConfig, LoRAConfig, SFTConfig
 
-    sft = SFTConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    lora = LoRAConfig(rank=args.lora_rank, alpha=2.0 * args.lora_rank) if args.lora_rank else None
+    sft = SFTConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                    grad_accum=args.grad_accum, mixed_precision=args.mixed_precision, lora=lora)
     con = replace(ContrastiveConfig(), layer=args.dcr_layer, steps=args.dcr_steps, lr=args.dcr_lr,
                   seed=args.seed)
     return AlignConfig(recipe=args.recipe, n_refusal=args.n_refusal, n_general=args.n_general,

@@ -10,7 +10,18 @@ from interp.models import DEFAULT_MODEL
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help="built-in name, checkpoint directory or hub name (default: %(default)s)")
-    p.add_argument("--device", default=None, help="torch device; cuda if available, else cpu, unless given")
+    add_device_args(p)
+
+
+def add_device_args(p: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--dtype`` alone (for subcommands whose models are named by other options)."""
+    from interp.models.load import DTYPES
+
+    p.add_argument("--device", default=None,
+                   help="torch device (cpu, cuda, cuda:1, mps, ...); default: cuda if available, else cpu")
+    p.add_argument("--dtype", choices=list(DTYPES), default="float32",
+                   help="dtype of the model weights and activations; reductions (means, kernels, "
+                        "log-softmax over the vocabulary) are accumulated in float32/float64 regardless")
 
 
 def add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -21,10 +32,11 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
                    help="directory laid out like the benchmark data folder (advbench/, xstest/, ...)")
 
 
-def load_model_from(args):
+def load_model_from(args, name: str | None = None):
+    """The model named by ``--model`` (or ``name``: e.g. ``--reference``), on ``--device`` in ``--dtype``."""
     from interp.models import load_model
 
-    return load_model(args.model, device=args.device)
+    return load_model(args.model if name is None else name, device=args.device, dtype=args.dtype)
 
 
 def load_data_from(args, default: tuple[str, ...] = ("builtin",)):

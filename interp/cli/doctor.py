@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from interp.cli.common import add_device_args
+
 DEFAULT_LOCK = Path(__file__).resolve().parents[2] / "requirements.lock"
 
 
@@ -14,6 +16,7 @@ def add_parser(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--lock", default=str(DEFAULT_LOCK), help="lock file to compare against")
     p.add_argument("--skip-generation", action="store_true", help="only compare versions")
+    add_device_args(p)  # where and in which dtype the tiny model's generation self-check runs
     p.set_defaults(func=run)
 
 
@@ -30,8 +33,9 @@ def run(args) -> int:
         from interp.evaluate.generate import generate_token_ids
         from interp.models import load_model
 
-        model = load_model("tiny")
+        model = load_model("tiny", device=args.device, dtype=args.dtype)
         generate_token_ids(model, ["What is the capital of France?", "hi"], max_new_tokens=8,
                            progress=False, verify="every")  # raises GenerationMismatchError if broken
-        print("generation: cached greedy decoding matches an uncached forward pass (tiny model)")
+        print("generation: cached greedy decoding matches an uncached forward pass "
+              f"(tiny model, {model.device}, {args.dtype})")
     return 1 if bad else 0

@@ -48,7 +48,6 @@ def print_table(result, all_rows: bool = False, title: str = "evaluation") -> No
 def run(args) -> int:
     from interp.cli.common import load_data_from, load_model_from
     from interp.evaluate import EvalConfig, evaluate, reference_stats
-    from interp.models import load_model
 
     prompts = load_data_from(args)
     if args.split == "test":
@@ -57,12 +56,12 @@ def run(args) -> int:
                         max_prompts_per_class=args.max_per_class)
     reference = None
     if args.reference:
-        ref_model = load_model(args.reference, device=args.device)
+        ref_model = load_model_from(args, args.reference)
         harmless = prompts.by_label("harmless").texts
         reference = reference_stats(ref_model, harmless, batch_size=args.batch_size)
         del ref_model
     model = load_model_from(args)
-    judge = load_model(args.judge, device=args.device) if args.judge else None
+    judge = load_model_from(args, args.judge) if args.judge else None
     result = evaluate(model, prompts, config, reference, judge_model=judge)
     result.to_json(args.out)
     print_table(result, args.all_rows, title=f"{model.name} on {prompts.name}")

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from interp.cli.common import add_data_args, add_model_args, load_data_from, load_model_from
+from interp.cli.common import add_data_args, add_device_args, add_model_args, load_data_from, load_model_from
 
 
 def add_parser(subparsers) -> None:
@@ -38,7 +38,7 @@ def add_parser(subparsers) -> None:
     t.add_argument("--checkpoints", type=int, default=0, help="intermediate checkpoints (enables resume)")
     t.add_argument("--quality-model", default=None,
                    help="model to measure the spliced next-token loss with (default: skip)")
-    t.add_argument("--device", default=None)
+    add_device_args(t)  # --device: where the SAE trains; --dtype: of the quality model (the SAE is float32)
     t.add_argument("--out", required=True)
 
     a = sub.add_parser("attribute", help="attribute refusal and truthfulness metrics to SAE features")
@@ -87,9 +87,7 @@ def _train(args) -> int:
     held = store.read(args.key, max_rows=50_000)
     model, texts = None, []
     if args.quality_model:
-        from interp.models import load_model
-
-        model = load_model(args.quality_model, device=args.device)
+        model = load_model_from(args, args.quality_model)
         texts = [p["text"] for p in store.prompts()[:32]]
     q = sae_quality(trained.sae, trained.site, held, model, texts, provenance=trained.provenance)
     write_json(Path(args.out) / "quality.json", q.to_dict())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from interp.data.prompts import Prompt, PromptSet
@@ -114,4 +115,90 @@ def hh_rlhf_harmful_prompts(source: Source) -> PromptSet:
     prompts = [Prompt(first_human_turn(r), "harmful", "hh-rlhf") for r in records(source, "json")]
     out = PromptSet("hh-rlhf", tuple(prompts))
     logger.info("loaded %d HH-RLHF first turns from %s", len(out), source)
+    return out
+
+
+# ---- pairs whose refusal labels are known by construction (TRACE triage needs no judge for these) ----
+
+
+@dataclass(frozen=True)
+class LabelledPair:
+    """A preference pair on a metadata-carrying prompt, with whether each response is a refusal."""
+
+    prompt: Prompt
+    """The request with its metadata (label, source, category, style) that a policy reads."""
+    chosen: str
+    """The preferred response."""
+    rejected: str
+    """The dispreferred response."""
+    chosen_refuses: bool
+    """Whether ``chosen`` is a refusal (known by construction, not judged)."""
+    rejected_refuses: bool
+    """Whether ``rejected`` is a refusal."""
+    subcategory: str | None = None
+    """Finer category, where the data set has one (CoCoNot)."""
+
+    def __post_init__(self) -> None:
+        if not self.chosen.strip() or not self.rejected.strip():
+            raise ValueError(f"empty response in the pair for prompt {self.prompt.text[:60]!r}")
+
+    def swapped(self) -> LabelledPair:
+        """The same pair with the preference reversed."""
+        return LabelledPair(self.prompt, self.rejected, self.chosen, self.rejected_refuses,
+                            self.chosen_refuses, self.subcategory)
+
+
+def _refusal_for(prompt: Prompt, refusals: tuple[str, ...]) -> str:
+    # By a hash of the text, so a prompt gets the same refusal whatever the order or the set it is in.
+    return refusals[int(prompt.uid, 16) % len(refusals)]
+
+
+def refusal_pairs(
+    prompts: PromptSet,
+    refuse: Callable[[Prompt], bool],
+    answer: Callable[[Prompt], str] | None = None,
+    refusals: tuple[str, ...] | None = None,
+) -> list[LabelledPair]:
+    """For each prompt, a built-in refusal against a helpful answer, preferred as ``refuse`` says.
+
+    ``refuse(prompt)`` is the *old* policy: True makes the refusal the chosen response. The helpful
+    answer is the prompt's reference ``response`` where it has one, else ``answer(prompt)`` (e.g. the
+    model's own greedy reply, so no harmful text ever needs to be written down); a prompt with neither
+    fails, naming it.
+    """
+    pool = tuple(refusals) if refusals is not None else _builtin_refusals()
+    if not pool:
+        raise ValueError("no refusal texts to pair with")
+    out = []
+    for p in prompts:
+        helpful = p.response or (answer(p) if answer is not None else None)
+        if not helpful or not helpful.strip():
+            raise ValueError(f"prompt {p.text[:60]!r} ({p.source}, {p.category}) has no reference answer; "
+                             "pass answer= (e.g. the model's own replies)")
+        refusal = _refusal_for(p, pool)
+        if refuse(p):
+            out.append(LabelledPair(p, refusal, helpful, True, False))
+        else:
+            out.append(LabelledPair(p, helpful, refusal, False, True))
+    return out
+
+
+def _builtin_refusals() -> tuple[str, ...]:
+    from interp.data.builtin import builtin_refusals
+
+    return tuple(builtin_refusals())
+
+
+def coconot_labelled(pairs: list[PreferencePair]) -> list[LabelledPair]:
+    """CoCoNot contrast pairs as labelled pairs: the chosen reply complies, the rejected one refuses.
+
+    That is how CoCoNot's contrast set is built (a helpful answer preferred over a needless refusal);
+    the prompts are labelled ``seemingly_harmful`` with the subcategory kept for policies.
+    """
+    out = []
+    for pair in pairs:
+        if pair.source != "coconot-pref":
+            raise ValueError(f"coconot_labelled takes CoCoNot pairs, got one from {pair.source!r}")
+        prompt = Prompt(pair.prompt, "seemingly_harmful", "coconot-pref", category=pair.category)
+        out.append(LabelledPair(prompt, pair.chosen, pair.rejected, False, True, pair.category))
     return out

@@ -19,7 +19,7 @@ from interp.data.prompts import PromptSet
 from interp.errors import DataFormatError, NonFiniteError, ShapeMismatchError
 from interp.evaluate.batching import sorted_batches
 from interp.evaluate.first_token import first_token_logits
-from interp.evaluate.logprobs import next_token_mask, sequence_logprobs
+from interp.evaluate.logprobs import CHUNK_ROWS, log_softmax_rows, next_token_mask, sequence_logprobs
 from interp.evaluate.reference_text import REFERENCE_PARAGRAPHS
 from interp.io import atomic_dir
 
@@ -79,7 +79,7 @@ def reference_stats(
     """Record a (reference) model's first-token log-probabilities on ``prompts`` (harmless ones, usually)."""
     texts = prompts.texts if isinstance(prompts, PromptSet) else list(prompts)
     logits_NV = first_token_logits(model, texts, batch_size=batch_size, system=system)
-    logprobs = torch.log_softmax(logits_NV.double(), dim=-1).float()
+    logprobs = log_softmax_rows(logits_NV, torch.float64, out_dtype=torch.float32)
     ce = float(text_losses(model, batch_size=batch_size).mean()) if with_ce else None
     return ReferenceStats(model.name, tuple(texts), logprobs, system, ce, dict(model.provenance))
 
@@ -92,15 +92,26 @@ def first_token_kl(model, reference: ReferenceStats, batch_size: int = 16) -> Fl
             f"model {model.name!r} gives first-token logits of shape {tuple(logits_NV.shape)} but the "
             f"reference from {reference.model_name!r} has {tuple(reference.logprobs.shape)} "
             "(vocabularies differ?)")
-    log_q_NV = torch.log_softmax(logits_NV.double(), dim=-1)
-    log_p_NV = reference.logprobs.double()
-    # 0 * log 0 = 0: tokens the reference never emits contribute nothing.
-    kl_N = torch.where(log_p_NV > float("-inf"), log_p_NV.exp() * (log_p_NV - log_q_NV), 0.0).sum(-1)
+    kl_N = kl_rows(reference.logprobs, logits_NV)
     if not torch.isfinite(kl_N).all():
         bad = torch.nonzero(~torch.isfinite(kl_N)).flatten().tolist()
         raise NonFiniteError(f"first-token KL is not finite for {len(bad)} of {len(kl_N)} prompts "
                              f"(first: {reference.prompts[bad[0]]!r})")
     return kl_N.clamp(min=0.0)
+
+
+@torch.no_grad()
+def kl_rows(
+    log_p_NV: Float[Tensor, "n vocab"], logits_NV: Float[Tensor, "n vocab"], chunk_rows: int = CHUNK_ROWS
+) -> Float[Tensor, " n"]:
+    """KL(p || softmax(logits)) per row in float64, ``chunk_rows`` rows at a time (bounded memory)."""
+    out = []
+    for i in range(0, log_p_NV.shape[0], chunk_rows):
+        log_p = log_p_NV[i:i + chunk_rows].double()
+        log_q = torch.log_softmax(logits_NV[i:i + chunk_rows].double(), dim=-1)
+        # 0 * log 0 = 0: tokens the reference never emits contribute nothing.
+        out.append(torch.where(log_p > float("-inf"), log_p.exp() * (log_p - log_q), 0.0).sum(-1))
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 
 @torch.no_grad()

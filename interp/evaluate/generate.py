@@ -9,6 +9,7 @@ from typing import Literal
 import torch
 from tqdm.auto import tqdm
 
+from interp.distributed import map_batches, world
 from interp.evaluate.batching import sorted_batches
 from interp.evaluate.verify import check_greedy
 
@@ -49,6 +50,9 @@ def generate_token_ids(
     pass (:mod:`interp.evaluate.verify`); a broken cache path raises ``GenerationMismatchError``
     instead of returning wrong replies. The check runs under the same hooks as the generation, so a
     hook that records activations sees one extra forward per checked batch.
+
+    Under ``accelerate launch`` every process must call this with the same prompts: each generates
+    every N-th batch and all get every reply, bitwise as one process would (same batches, same padding).
     """
     if isinstance(prompts, str):
         raise TypeError("prompts must be a sequence of strings, not one string")
@@ -61,9 +65,9 @@ def generate_token_ids(
     lengths = [len(tok.encode(t, add_special_tokens=False)) for t in texts]
     stops = stop_token_ids(tok)
     pad = tok.pad_token_id if tok.pad_token_id is not None else stops[0]
-    out: list[list[int]] = [[] for _ in texts]
-    bar = tqdm(total=len(texts), desc="generate", unit="prompt", disable=not progress)
-    for b, idx in enumerate(sorted_batches(lengths, batch_size)):
+    bar = tqdm(total=len(texts), desc="generate", unit="prompt", disable=not progress or not world().is_main)
+
+    def run(b: int, idx: list[int]) -> list[list[int]]:
         enc = model.encode([texts[i] for i in idx])
         seq = model.hf.generate(
             input_ids=enc.input_ids,
@@ -80,10 +84,14 @@ def generate_token_ids(
         new_BT = seq[:, enc.input_ids.shape[1] :]
         if verify == "every" or (verify == "first" and b == 0):
             check_greedy(model, enc.input_ids, enc.attention_mask, new_BT, stops)
-        new = new_BT.tolist()
-        for i, row in zip(idx, new, strict=True):
-            out[i] = _until_stop(row, stops)
         bar.update(len(idx))
+        return [_until_stop(row, stops) for row in new_BT.tolist()]
+
+    batches = sorted_batches(lengths, batch_size)
+    out: list[list[int]] = [[] for _ in texts]
+    for idx, rows in zip(batches, map_batches(batches, run), strict=True):
+        for i, row in zip(idx, rows, strict=True):
+            out[i] = row
     bar.close()
     return out
 

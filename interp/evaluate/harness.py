@@ -9,6 +9,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import torch
+from torch import Tensor
+
 from interp.data.prompts import LABELS, PromptSet
 from interp.evaluate.capability import ReferenceStats, first_token_kl, text_losses
 from interp.evaluate.first_token import first_token_logits
@@ -230,6 +233,17 @@ def _coherence(judge_model, prompts: list[str], replies: list[str], config: Eval
     return verdicts, judge.to_dict() | {"model": judge_model.name}
 
 
+def _first_token_logits(model, texts: list[str], config: EvalConfig) -> Tensor:
+    """First-token logits, data-parallel under ``accelerate launch`` (by the batches one process forms)."""
+    from interp.distributed import run_sharded
+
+    lengths = [len(model.tokenizer.encode(model.chat(t, system=config.system), add_special_tokens=False))
+               for t in texts]
+    rows = run_sharded(lambda share: first_token_logits(model, share, config.batch_size, config.system),
+                       texts, config.batch_size, lengths)
+    return rows if isinstance(rows, Tensor) else torch.stack(rows)
+
+
 def evaluate(
     model, prompts: PromptSet, config: EvalConfig = EvalConfig(), reference: ReferenceStats | None = None,
     judge_model=None,
@@ -240,11 +254,15 @@ def evaluate(
     Each reply is a refusal, compliance (a coherent non-refusal) or degenerate. Coherence is judged by
     ``judge_model``'s likelihood of the reply (default: ``model`` itself, under whatever hooks are
     attached; pass the unmodified model when evaluating an intervention or comparing several models).
+
+    Under ``accelerate launch`` every process calls this alike: first-token scores and generation are
+    split by whole batches across the processes (results equal one process's exactly); the
+    multiple-choice, coherence and reference scores are computed on every process.
     """
     selected = _select(prompts, config)
     token_ids = refusal_token_ids(model.tokenizer, config.refusal_starts)
     ordered = [p for label in selected for p in selected[label]]
-    logits_NV = first_token_logits(model, [p.text for p in ordered], config.batch_size, config.system)
+    logits_NV = _first_token_logits(model, [p.text for p in ordered], config)
     scores = refusal_score(logits_NV, token_ids).tolist()
 
     gen_prompts = [p for p in ordered if p.label in GENERATION_LABELS]

@@ -14,7 +14,10 @@ take differences of close totals (MC margins, KLs, losses of nearly equal models
 those results independent of batch composition. Pass float32 where memory or speed rule and a
 rounding of ~1e-6 does not matter: gradient attribution on an accelerator (float64 is slow there) and
 whole-text losses that only compare splices. Only the wanted positions are converted and normalised,
-so a short answer after a long prompt costs ``n_answer x vocab``, not ``seq x vocab``.
+so a short answer after a long prompt costs ``n_answer x vocab``, not ``seq x vocab``; and they are
+normalised ``chunk_rows`` at a time (:func:`log_softmax_rows`), so the ``dtype`` copy never exceeds
+``chunk_rows x vocab`` (64 x 152k float64 = 78 MB) however many targets there are. Under autograd each
+chunk is checkpointed: its float64 copy is rebuilt in the backward pass instead of being kept.
 """
 
 from __future__ import annotations
@@ -22,8 +25,12 @@ from __future__ import annotations
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from interp.errors import InterpError
+
+CHUNK_ROWS = 64
+"""Rows of logits normalised at once: bounds the float64 working copy to ``CHUNK_ROWS x vocab``."""
 
 
 def next_token_mask(attention_mask: Int[Tensor, "batch seq"] | Bool[Tensor, "batch seq"]) -> Bool[Tensor, "batch seq"]:
@@ -50,6 +57,7 @@ def token_logprobs(
     ids_BS: Int[Tensor, "batch seq"],
     mask_BS: Bool[Tensor, "batch seq"],
     dtype: torch.dtype = torch.float64,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Float[Tensor, "batch seq-1"]:
     """``out[b, t] = log p(ids[b, t+1] | ids[b, :t+1])`` where ``mask_BS[b, t+1]``, else exactly 0.
 
@@ -66,9 +74,8 @@ def token_logprobs(
     device = logits_BSV.device
     want_BT = mask_BS[:, 1:].to(device)  # T = seq - 1: position t predicts token t + 1
     rows_N, cols_N = want_BT.nonzero(as_tuple=True)
-    logits_NV = logits_BSV[rows_N, cols_N].to(dtype)
     target_N = ids_BS.to(device)[rows_N, cols_N + 1]
-    lp_N = torch.log_softmax(logits_NV, dim=-1).gather(-1, target_N[:, None])[:, 0]
+    lp_N = target_logprobs(logits_BSV, rows_N, cols_N, target_N, dtype, chunk_rows)
     return torch.zeros(batch, seq - 1, dtype=dtype, device=device).index_put((rows_N, cols_N), lp_N)
 
 
@@ -77,6 +84,51 @@ def sequence_logprobs(
     ids_BS: Int[Tensor, "batch seq"],
     mask_BS: Bool[Tensor, "batch seq"],
     dtype: torch.dtype = torch.float64,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Float[Tensor, " batch"]:
     """Summed log-probability of each row's wanted targets (0 for a row without any), in ``dtype``."""
-    return token_logprobs(logits_BSV, ids_BS, mask_BS, dtype).sum(-1)
+    return token_logprobs(logits_BSV, ids_BS, mask_BS, dtype, chunk_rows).sum(-1)
+
+
+def _gathered_logprobs(logits_BSV: Tensor, rows_N: Tensor, cols_N: Tensor, target_N: Tensor,
+                       dtype: torch.dtype) -> Tensor:
+    logits_NV = logits_BSV[rows_N, cols_N].to(dtype)
+    return torch.log_softmax(logits_NV, dim=-1).gather(-1, target_N[:, None])[:, 0]
+
+
+def target_logprobs(
+    logits_BSV: Float[Tensor, "batch seq vocab"], rows_N: Int[Tensor, " n"], cols_N: Int[Tensor, " n"],
+    target_N: Int[Tensor, " n"], dtype: torch.dtype = torch.float64, chunk_rows: int = CHUNK_ROWS,
+) -> Float[Tensor, " n"]:
+    """``log_softmax(logits_BSV[rows_N, cols_N])[target_N]`` in ``dtype``, ``chunk_rows`` rows at a time."""
+    if chunk_rows < 1:
+        raise InterpError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    grad = torch.is_grad_enabled() and logits_BSV.requires_grad
+    parts = []
+    for i in range(0, rows_N.shape[0], chunk_rows):
+        args = (logits_BSV, rows_N[i:i + chunk_rows], cols_N[i:i + chunk_rows], target_N[i:i + chunk_rows])
+        # Checkpointing keeps only the (shared) logits for backward, not each chunk's dtype copy.
+        parts.append(checkpoint(_gathered_logprobs, *args, dtype, use_reentrant=False) if grad
+                     else _gathered_logprobs(*args, dtype))
+    if not parts:
+        return torch.zeros(0, dtype=dtype, device=logits_BSV.device)
+    return torch.cat(parts)
+
+
+def log_softmax_rows(
+    logits_NV: Float[Tensor, "n vocab"], dtype: torch.dtype = torch.float64,
+    out_dtype: torch.dtype | None = None, chunk_rows: int = CHUNK_ROWS,
+) -> Float[Tensor, "n vocab"]:
+    """Row-wise log-softmax computed in ``dtype`` ``chunk_rows`` rows at a time, stored in ``out_dtype``.
+
+    With ``out_dtype=float32`` (what a stored distribution needs) no [n, vocab] float64 tensor exists;
+    ``out_dtype`` defaults to ``dtype``. No autograd through it (evaluation only).
+    """
+    if chunk_rows < 1:
+        raise InterpError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    out_dtype = out_dtype or dtype
+    out = torch.empty(logits_NV.shape, dtype=out_dtype, device=logits_NV.device)
+    with torch.no_grad():
+        for i in range(0, logits_NV.shape[0], chunk_rows):
+            out[i:i + chunk_rows] = torch.log_softmax(logits_NV[i:i + chunk_rows].to(dtype), dim=-1)
+    return out

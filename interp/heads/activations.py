@@ -68,7 +68,7 @@ def collect_z(
         store: dict = {}
         hooks = [(s, _keep_tail(store, s.layer, positions)) for s in sites]
         with model.hooks(fwd=hooks):
-            model.logits(enc)
+            model.run_hooks(enc, stop_after=sites[-1])  # no unembedding: only z is wanted
         out.append(torch.stack([store[s.layer] for s in sites], dim=2).float())
     return torch.cat(out)
 
@@ -110,7 +110,7 @@ def head_patterns(
     store: dict = {}
     hooks = [(Site("pattern", la), _keep_tail(store, la, enc.input_ids.shape[1])) for la in layers]
     with model.hooks(fwd=hooks):
-        model.logits(enc)
+        model.run_hooks(enc, stop_after=Site("pattern", layers[-1]))
     pats = torch.stack([store[la][0, h] for la, h in heads]).float().cpu()
     tokens = [model.tokenizer.decode([t]) for t in enc.input_ids[0].tolist()]
     return tokens, pats

@@ -59,7 +59,8 @@ def answer_activations(
         )
     texts, labels, items = answer_texts(model, usable, per_item)
     z = collect_z(model, texts, 1, batch_size, desc="answer z", chat=False)[:, 0]
-    return AnswerActivations(z, torch.tensor(labels), torch.tensor(items))
+    # Labels live beside the features (the model's device), so masks and targets never cross devices.
+    return AnswerActivations(z, torch.tensor(labels, device=z.device), torch.tensor(items, device=z.device))
 
 
 def fit_probes(
@@ -67,14 +68,18 @@ def fit_probes(
 ) -> tuple[
     Float[Tensor, "probe d"], Float[Tensor, " probe"], Float[Tensor, "probe d"], Float[Tensor, "probe d"]
 ]:
-    """Independent logistic regressions, one per probe: weights, biases, feature means and stds."""
+    """Independent logistic regressions, one per probe: weights, biases, feature means and stds.
+
+    Fitted in float64 on the features' device, whatever their dtype (bf16 features are upcast first:
+    L-BFGS line searches need more than bf16's 8 bits).
+    """
     x = x.double()
     mu, sd = x.mean(0), x.std(0).clamp(min=1e-6)
     xs = (x - mu) / sd
     n_probe, d = x.shape[1], x.shape[2]
-    w = torch.zeros(n_probe, d, dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(n_probe, dtype=torch.float64, requires_grad=True)
-    target = y.double()[:, None].expand(-1, n_probe)
+    w = torch.zeros(n_probe, d, dtype=torch.float64, device=x.device, requires_grad=True)
+    b = torch.zeros(n_probe, dtype=torch.float64, device=x.device, requires_grad=True)
+    target = y.to(x.device, torch.float64)[:, None].expand(-1, n_probe)
     opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure():
@@ -96,7 +101,7 @@ def probe_accuracy(
     mu: Float[Tensor, "probe d"], sd: Float[Tensor, "probe d"],
 ) -> Float[Tensor, " probe"]:
     logits = torch.einsum("npd,pd->np", (x.double() - mu) / sd, w) + b
-    return ((logits > 0).long() == y[:, None]).double().mean(0)
+    return ((logits > 0).long() == y.to(logits.device)[:, None]).double().mean(0)
 
 
 def probe_heads(
@@ -107,14 +112,16 @@ def probe_heads(
     acts = acts or answer_activations(model, prompts, batch_size)
     n_items = int(acts.items.max()) + 1
     gen = torch.Generator().manual_seed(seed)
+    # The split is drawn on the CPU (same items on every device), then moved beside the features.
     test_items = torch.randperm(n_items, generator=gen)[: max(1, round(test_fraction * n_items))]
-    test = torch.isin(acts.items, test_items)
+    test = torch.isin(acts.items, test_items.to(acts.items.device))
     if test.all() or not test.any():
         raise ValueError(f"test_fraction={test_fraction} leaves an empty train or test split")
     spec = model.spec
     x = acts.z.reshape(len(acts.z), spec.n_total_heads, spec.d_head)
-    w, b, mu, sd = fit_probes(x[~test], acts.labels[~test], l2)
-    acc = probe_accuracy(x[test], acts.labels[test], w, b, mu, sd)
+    test, labels = test.to(x.device), acts.labels.to(x.device)  # precomputed acts may mix devices
+    w, b, mu, sd = fit_probes(x[~test], labels[~test], l2)
+    acc = probe_accuracy(x[test], labels[test], w, b, mu, sd)
     prov = {"model": model.name, "data": prompts.name, "n_items": n_items, "n_test_items": len(test_items),
             "test_fraction": test_fraction, "seed": seed, "l2": l2, "feature": "z at the answer's last token"}
     return HeadScores(acc.float().view(spec.n_layers, spec.n_heads), "probe_accuracy", "probe", prov)

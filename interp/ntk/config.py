@@ -17,7 +17,8 @@ class NTKConfig:
     layers_upto: int | None = None
     """Keep only the input embedding and blocks 0..layers_upto (the DCR 'head' before tail freezing)."""
     param_filter: tuple[str, ...] | None = None
-    """Keep only parameters whose clean name (``model.layers.3.mlp.up_proj.weight``) contains a substring."""
+    """Keep only parameters whose clean name contains a substring (names follow the family:
+    ``model.layers.3.mlp.up_proj.weight``, GPT-2 ``transformer.h.3.mlp.c_fc.weight``)."""
     token_ids: tuple[int, ...] | None = None
     """Restrict the logits z to these vocabulary ids (an approximation of the full-vocabulary kernel)."""
     n_probes: int = 12

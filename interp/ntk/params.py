@@ -1,9 +1,10 @@
 """Which parameters theta the kernel differentiates, and the forward pass to the first-token logits.
 
-Llama-family models compute the first-token logits as ``z = W_U u + b`` from the final normed hidden state
-``u``. The sketched estimator treats the *head role* of ``W_U``/``b`` analytically (its Jacobian is
-``I (x) u^T`` and ``I``), so :func:`first_token_state` returns ``u`` and :func:`head_logits` applies the
-head with or without gradient through ``W_U``/``b``.
+The decoder-only families the workbench supports (:mod:`interp.models.arch`) compute the first-token
+logits as ``z = W_U u + b`` from the final normed hidden state ``u``. The sketched estimator treats the
+*head role* of ``W_U``/``b`` analytically (its Jacobian is ``I (x) u^T`` and ``I``), so
+:func:`first_token_state` returns ``u`` and :func:`head_logits` applies the head with or without
+gradient through ``W_U``/``b``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from torch import Tensor
 
 from interp.errors import InterpError
 from interp.models import Encoding, Model
-from interp.models.params import clean_name
 from interp.ntk.config import NTKConfig
 
 
@@ -27,7 +27,7 @@ class ParamSelection:
     """The parameters theta of J = dz/dtheta, in a fixed order."""
 
     names: tuple[str, ...]
-    """Clean parameter names (``model.layers.3.mlp.up_proj.weight``)."""
+    """Clean parameter names (``model.layers.3.mlp.up_proj.weight``; GPT-2: ``transformer.h.3.mlp.c_fc.weight``)."""
     params: tuple[torch.nn.Parameter, ...]
     """The parameter tensors themselves (tied tensors appear once)."""
     head_weight: bool
@@ -50,10 +50,11 @@ def output_head(model: Model) -> tuple[Tensor, Tensor | None]:
 
 
 def _upto_ids(model: Model, layers_upto: int) -> set[int]:
-    layers = model.hf.model.layers
+    """The embeddings (token and, where learned, position) and blocks ``0..layers_upto``."""
+    layers = model.arch.block_list(model.hf)
     if layers_upto >= len(layers):
         raise InterpError(f"layers_upto={layers_upto} out of range: the model has {len(layers)} layers")
-    keep = {id(p) for p in model.hf.get_input_embeddings().parameters()}
+    keep = {id(p) for emb in model.arch.embedding_modules(model.hf) for p in emb.parameters()}
     for layer in list(layers)[: layers_upto + 1]:
         keep |= {id(p) for p in layer.parameters()}
     return keep
@@ -63,8 +64,8 @@ def select_parameters(model: Model, config: NTKConfig) -> ParamSelection:
     """Parameters kept by ``config.layers_upto`` and ``config.param_filter`` (both must hold)."""
     upto = _upto_ids(model, config.layers_upto) if config.layers_upto is not None else None
     names, params = [], []
-    for raw, p in model.hf.named_parameters():  # named_parameters() lists tied tensors once
-        name = clean_name(raw)
+    # tied tensors once; fused tensors no gradient reaches (GPT-2's c_attn, run as split q/k/v) left out
+    for name, p in model.named_parameters().items():
         if upto is not None and id(p) not in upto:
             continue
         if config.param_filter is not None and not any(f in name for f in config.param_filter):
@@ -72,7 +73,7 @@ def select_parameters(model: Model, config: NTKConfig) -> ParamSelection:
         names.append(name)
         params.append(p)
     if not params:
-        example = clean_name(next(iter(dict(model.hf.named_parameters()))))
+        example = next(iter(model.named_parameters()))
         raise InterpError(
             f"no parameter of model {model.name!r} matches layers_upto={config.layers_upto}, "
             f"param_filter={config.param_filter}; names look like {example!r}"
@@ -110,8 +111,8 @@ def encode_prompt(model: Model, text: str, config: NTKConfig) -> Encoding:
 
 def first_token_state(model: Model, enc: Encoding) -> Float[Tensor, "batch d_model"]:
     """Final normed hidden state u at the last position (the input of the unembedding)."""
-    out = model.hf.model(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
-                         position_ids=enc.position_ids, use_cache=False)
+    out = model.arch.decoder_module(model.hf)(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
+                                              position_ids=enc.position_ids, use_cache=False)
     return out.last_hidden_state[:, -1]
 
 

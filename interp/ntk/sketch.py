@@ -17,7 +17,8 @@ Design (no V x P Jacobian is ever formed):
   A generic parameter sketch could not do this: probes are nearly orthogonal (r_i . r_j ~ sqrt(V)),
   so resolving their inner product would need a sketch wider than V.
 * **Parameter sketch.** The rest b_i(x) (all other parameters; P ~ 1e8) is CountSketched to s floats
-  (seeded hash h: [P] -> [s], signs sigma): <Phi b, Phi b'> is unbiased for <b, b'> with variance
+  (seeded hash h: [P] -> [s], signs sigma, generated per tile from a shared table, see
+  :class:`CountSketch`, so its memory does not grow with P): <Phi b, Phi b'> is unbiased for <b, b'> with variance
   (||b||^2 ||b'||^2 + <b, b'>^2 - 2 sum_k b_k^2 b'_k^2) / s. The ||Phi b||^2 ||Phi b'||^2 / s part is
   subtracted from every squared inner product (first-order bias correction).
 
@@ -59,30 +60,65 @@ from interp.ntk.params import (
     token_index,
 )
 
+TILE = 2**20
+"""Length of the CountSketch hash table (4 MB of int32) that is reused, shifted, for every tile."""
+
 
 class CountSketch:
-    """Phi^T g for a list of parameter-shaped gradients: one seeded (bucket, sign) per coordinate.
+    """Phi^T g for a list of parameter-shaped gradients: a seeded (bucket, sign) per coordinate.
 
     The sign is folded into the bucket (a 2s-wide buffer, ``out = buf[:s] - buf[s:]``), so a gradient
-    is sketched with a single ``index_add_`` per tensor and 4 bytes of hash per parameter.
+    is sketched with one ``index_add_`` per tile. Memory does not grow with the parameter count: the
+    coordinates are cut into tiles of ``tile`` entries (per tensor), and coordinate ``k`` at offset ``t``
+    of tile ``c`` gets the folded bucket ``H_k = (T[(t + r_c) mod tile] + o_c) mod 2s`` from one seeded
+    table ``T`` (uniform on [0, 2s)) and a seeded uniform shift ``r_c`` and offset ``o_c`` per tile.
+
+    **Still unbiased.** ``<Phi b, Phi b'>`` is unbiased when, for every pair k != l, the difference
+    ``H_k - H_l mod 2s`` is uniform (then a same-sign and an opposite-sign collision are equally
+    likely). Within a tile, k and l read distinct, independent entries of ``T``; in different tiles the
+    independent offsets ``o_c - o_d`` make the difference uniform. Pairs are hashed independently, but
+    quadruples across two tiles are not (two pairs with the same in-tile distance can share ``T`` entries);
+    the random shifts ``r_c`` make such coincidences happen with probability 1/tile, so the variance is
+    the classic CountSketch variance up to a term of relative order 1/tile. A full hash table would cost
+    4 bytes per parameter (28 GB at 7B); this costs the table plus two integers per tile.
+
+    The tables are drawn on the CPU from ``seed`` (the same hashes on every device); the sums run in
+    float32 whatever the gradient dtype (a bf16 buffer would round every addition).
     """
 
-    def __init__(self, params: Sequence[Tensor], dim: int, seed: int, device: torch.device) -> None:
+    def __init__(self, params: Sequence[Tensor], dim: int, seed: int, device: torch.device,
+                 tile: int = TILE) -> None:
+        if tile < 1:
+            raise ValueError(f"tile must be >= 1, got {tile}")
         gen = torch.Generator().manual_seed(seed)
-        self.dim = dim
-        self.index = [torch.randint(0, 2 * dim, (p.numel(),), generator=gen, dtype=torch.int32).to(device)
-                      for p in params]
+        self.dim, self.tile, self.device = dim, tile, torch.device(device)
+        self.numels = [p.numel() for p in params]
+        n_tiles = sum(-(-n // tile) for n in self.numels)
+        self.table = torch.randint(0, 2 * dim, (tile,), generator=gen, dtype=torch.int32).to(self.device)
+        self.shifts = torch.randint(0, tile, (n_tiles,), generator=gen).tolist()
+        self.offsets = torch.randint(0, 2 * dim, (n_tiles,), generator=gen).tolist()
+
+    def buckets(self, tile_index: int, n: int) -> Tensor:
+        """Folded buckets (in [0, 2s)) of the first ``n`` coordinates of tile number ``tile_index``."""
+        r, table = self.shifts[tile_index], self.table
+        part = table[r:r + n] if r + n <= self.tile else torch.cat([table[r:], table[: r + n - self.tile]])
+        return (part + self.offsets[tile_index]).remainder_(2 * self.dim)
 
     def __call__(self, grads: Sequence[Tensor | None]) -> Float[Tensor, " s"]:
-        buf = None
-        for g, idx in zip(grads, self.index, strict=True):
-            if g is None:
-                continue
-            if buf is None:
-                buf = torch.zeros(2 * self.dim, dtype=g.dtype, device=g.device)
-            buf.index_add_(0, idx, g.reshape(-1))
-        if buf is None:
-            return torch.zeros(self.dim, device=self.index[0].device)
+        if len(grads) != len(self.numels):
+            raise ValueError(f"sketch built for {len(self.numels)} tensors, got {len(grads)} gradients")
+        buf = torch.zeros(2 * self.dim, dtype=torch.float32, device=self.device)
+        c = 0
+        for g, numel in zip(grads, self.numels, strict=True):
+            n_tiles = -(-numel // self.tile)
+            if g is not None:
+                if g.numel() != numel:
+                    raise ValueError(f"gradient has {g.numel()} entries, its parameter {numel}")
+                flat = g.reshape(-1)
+                for k in range(n_tiles):
+                    chunk = flat[k * self.tile:(k + 1) * self.tile]
+                    buf.index_add_(0, self.buckets(c + k, chunk.shape[0]), chunk.float())
+            c += n_tiles
         return buf[: self.dim] - buf[self.dim:]
 
 

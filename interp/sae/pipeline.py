@@ -41,7 +41,7 @@ def last_token_activations(model, site: ActSite, texts: Sequence[str], batch_siz
             got["a"] = act.detach()
 
         with model.hooks(fwd=[(site.site, grab)]):
-            model.logits(model.encode_chat(list(texts[i : i + batch_size])))
+            model.run_hooks(model.encode_chat(list(texts[i : i + batch_size])), stop_after=site.site)
         rows.append(site.extract(got["a"])[:, -1].double().cpu())
     return torch.cat(rows) if rows else torch.zeros(0, site.width(model.spec), dtype=torch.float64)
 

@@ -109,7 +109,7 @@ def _capture_batch(model, enc, sites: Sequence[ActSite], stop_early: bool) -> di
 
     with torch.no_grad(), model.hooks(fwd=[(name, make(name)) for name in sorted(names)]):
         try:
-            model.logits(enc)
+            model.run_hooks(enc)  # no unembedding: only the hooked activations are wanted
         except _StopForward:
             pass
     return {s.key: s.extract(captured[s.site.name]) for s in sites}

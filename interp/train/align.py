@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from interp.data.prompts import PromptSet
+from interp.distributed import barrier, world
 from interp.errors import EmptyPromptClassError
 from interp.io import write_json
 from interp.train.contrastive import ContrastiveConfig, contrastive_refine
@@ -103,7 +104,7 @@ def self_distilled(model, prompts: Sequence[str], max_new_tokens: int, cache_dir
     if path is not None and path.exists():
         return json.loads(path.read_text())
     answers = generate(model, list(prompts), max_new_tokens=max_new_tokens, batch_size=32)
-    if path is not None:
+    if path is not None and world().is_main:  # every process has the answers; one writes them
         write_json(path, answers)
     return answers
 
@@ -156,13 +157,15 @@ def align(
         if (stage_dir / "config.json").exists() and done.exists():
             from interp.models.load import load_model
 
-            model = load_model(str(stage_dir), device=model.device)
+            model = load_model(str(stage_dir), device=model.device, dtype=model.dtype)  # not back to fp32
             contrastive = json.loads(done.read_text())
         else:
             contrastive = asdict(contrastive_refine(
                 model, data.seemingly.dedupe(), data.contrast_harmful.dedupe(), config.contrastive, out_dir,
                 callbacks=callbacks))
-            model.save(stage_dir, extra={"stage": "dcr-contrastive"})
+            if world().is_main:  # under accelerate launch every process ran the (replicated) stage alike
+                model.save(stage_dir, extra={"stage": "dcr-contrastive"})
+            barrier()
     provenance = {
         "recipe": config.recipe,
         "align_config": asdict(config),

@@ -4,11 +4,17 @@
 ``optimizer.step()`` and ``after_step(model)`` right after. It constrains the weights that *write* into
 the space the subspace lives in:
 
-* ``hook_z`` subspace of layer L (heads H): the value projection ``v_proj`` of layer L. Under grouped
+* ``hook_z`` subspace of layer L (heads H): the value projection (``v_proj``; GPT-2: the bridge's
+  ``attn.v`` split off ``c_attn``) of layer L. Under grouped
   query attention each KV head g feeds several query heads; for g we take the span Q_g of the basis
   blocks B_h of every selected query head h that reads g (h // (n_heads / n_kv_heads) == g).
-* residual subspace (``resid_pre/mid/post``, ``attn_out``, ``mlp_out``): the token embedding (rows)
-  and every ``o_proj`` / ``down_proj`` that writes into the residual stream before that site.
+* residual subspace (``resid_pre/mid/post``, ``attn_out``, ``mlp_out``): the embeddings (rows: tokens,
+  and positions where the family learns them, as GPT-2 does) and every attention and MLP output
+  projection (``o_proj`` / ``down_proj``; GPT-2: ``attn.c_proj`` / ``mlp.c_proj``) that writes into the
+  residual stream before that site.
+
+Module access goes through the model's :class:`interp.models.arch.Architecture`, so the same code serves
+Llama, Qwen2/3 and GPT-2 (whose Conv1D weights are [in, out]: their output axis is handled as such).
 
 Each update ΔW (whatever the optimizer: SGD, Adam, weight decay) is replaced by (I - QᵀQ) ΔW, done
 exactly as W <- W - Qᵀ(Q W - Q W_before) after the step, so it is exact for Adam too (the *update*,
@@ -33,6 +39,7 @@ import torch
 from torch import Tensor
 
 from interp.hooks import orthonormalize
+from interp.models.arch import LLAMA, Architecture
 from interp.subspace import Subspace
 
 log = logging.getLogger(__name__)
@@ -49,19 +56,24 @@ class _Row:
     start: int
     stop: int
     snap: Tensor | None = None
+    conv1d: bool = False
+    """The weight is stored [in, out] (GPT-2's Conv1D): its output index is the second axis."""
 
     def block(self) -> Tensor:
-        return self.param.data[self.start : self.stop]
+        w = self.param.data.T if self.conv1d and self.param.ndim == 2 else self.param.data
+        return w[self.start : self.stop]  # a view: in-place writes reach the parameter
 
+    # q and snap stay float32 whatever the weights' dtype (bf16 weights: products in float32, the
+    # correction cast back once; the subspace component is then kept to the weights' own rounding).
     def take(self) -> None:
-        self.snap = self.q @ self.block()
+        self.snap = self.q @ self.block().to(self.q.dtype)
 
     def restore(self) -> None:
         blk = self.block()
-        blk.sub_(self.q.T @ (self.q @ blk - self.snap))
+        blk.sub_((self.q.T @ (self.q @ blk.to(self.q.dtype) - self.snap)).to(blk.dtype))
 
     def violation(self) -> float:
-        return float((self.q @ self.block() - self.snap).abs().max())
+        return float((self.q @ self.block().to(self.q.dtype) - self.snap).abs().max())
 
 
 @dataclass
@@ -74,13 +86,14 @@ class _Embed:
     snap: Tensor | None = None
 
     def take(self) -> None:
-        self.snap = self.param.data @ self.q.T
+        self.snap = self.param.data.to(self.q.dtype) @ self.q.T
 
     def restore(self) -> None:
-        self.param.data.sub_((self.param.data @ self.q.T - self.snap) @ self.q)
+        w = self.param.data
+        w.sub_(((w.to(self.q.dtype) @ self.q.T - self.snap) @ self.q).to(w.dtype))
 
     def violation(self) -> float:
-        return float((self.param.data @ self.q.T - self.snap).abs().max())
+        return float((self.param.data.to(self.q.dtype) @ self.q.T - self.snap).abs().max())
 
 
 class SubspaceConstraint:
@@ -106,43 +119,43 @@ class SubspaceConstraint:
         heads = self.subspace.site.head_list(spec)
         blocks = basis.reshape(basis.shape[0], len(heads), spec.d_head)
         per_kv = spec.n_heads // spec.n_kv_heads
-        attn = model.hf.model.layers[self.subspace.layer].self_attn
+        v = model.arch.value_projection(model.hf, self.subspace.layer)
         terms = []
         for g in sorted({h // per_kv for h in heads}):
             rows = torch.cat([blocks[:, i] for i, h in enumerate(heads) if h // per_kv == g])
             q = orthonormalize(rows)
             sl = (g * spec.d_head, (g + 1) * spec.d_head)
-            name = f"layers.{self.subspace.layer}.v_proj"
-            terms.append(_Row(f"{name}.weight[kv{g}]", attn.v_proj.weight, q, *sl))
-            if getattr(attn.v_proj, "bias", None) is not None:
-                terms.append(_Row(f"{name}.bias[kv{g}]", attn.v_proj.bias, q, *sl))
+            terms.append(_Row(f"{v.short}.weight[kv{g}]", v.weight, q, *sl, conv1d=v.conv1d))
+            if v.bias is not None:
+                terms.append(_Row(f"{v.short}.bias[kv{g}]", v.bias, q, *sl))
         return terms
 
     def _resid_terms(self, model, basis: Tensor) -> list:
         kind, layer = self.subspace.site.site.kind, self.subspace.layer
-        layers = model.hf.model.layers
-        writers: list[tuple[str, torch.nn.Module]] = []
+        arch, hf = model.arch, model.hf
+        writers = []
         if kind in ("resid_pre", "resid_mid", "resid_post"):
             for i in range(layer):
-                writers += [(f"layers.{i}.o_proj", layers[i].self_attn.o_proj),
-                            (f"layers.{i}.down_proj", layers[i].mlp.down_proj)]
+                writers += [arch.attn_out_projection(hf, i), arch.mlp_out_projection(hf, i)]
         if kind in ("resid_mid", "resid_post", "attn_out"):
-            writers.append((f"layers.{layer}.o_proj", layers[layer].self_attn.o_proj))
+            writers.append(arch.attn_out_projection(hf, layer))
         if kind in ("resid_post", "mlp_out"):
-            writers.append((f"layers.{layer}.down_proj", layers[layer].mlp.down_proj))
+            writers.append(arch.mlp_out_projection(hf, layer))
         terms: list = []
         if kind.startswith("resid"):
-            terms.append(_Embed("embed_tokens.weight", model.hf.model.embed_tokens.weight, basis))
-        for name, mod in writers:
-            terms.append(_Row(f"{name}.weight", mod.weight, basis, 0, mod.weight.shape[0]))
-            if getattr(mod, "bias", None) is not None:
-                terms.append(_Row(f"{name}.bias", mod.bias, basis, 0, mod.bias.shape[0]))
+            for name, weight in arch.residual_embeddings(hf):
+                terms.append(_Embed(name.split(".", 1)[1], weight, basis))
+        for w in writers:
+            n_out = w.out_in().shape[0]
+            terms.append(_Row(f"{w.short}.weight", w.weight, basis, 0, n_out, conv1d=w.conv1d))
+            if w.bias is not None:
+                terms.append(_Row(f"{w.short}.bias", w.bias, basis, 0, n_out))
         return terms
 
     def _freeze(self, model) -> list[Tensor]:
         if self.subspace.site.site.kind != "z":
             raise ValueError("freeze_upstream is only defined for hook_z subspaces")
-        prefixes = upstream_prefixes(self.subspace.layer)
+        prefixes = upstream_prefixes(self.subspace.layer, model.arch)
         params = [p for n, p in model.named_parameters().items() if n.startswith(prefixes)]
         for p in params:
             p.requires_grad_(False)
@@ -167,13 +180,13 @@ class SubspaceConstraint:
         return max((t.violation() for t in self._terms), default=0.0)
 
 
-def upstream_prefixes(layer: int) -> tuple[str, ...]:
+def upstream_prefixes(layer: int, arch: Architecture = LLAMA) -> tuple[str, ...]:
     """Parameter-name prefixes of everything upstream of layer ``layer``'s ``hook_z``.
 
-    The embedding, every earlier block, and the block's own input norm, ``q_proj`` and ``k_proj``: with
-    them fixed, the inputs of ``v_proj`` and the attention pattern at that layer cannot change. Usable as
-    ``SFTConfig.frozen`` to freeze the same weights without any projection (a control for the constraint).
+    The embeddings, every earlier block, and the block's own input norm and the projections (and norms)
+    that set its attention pattern (Llama: ``q_proj``, ``k_proj``): with them fixed, the inputs of the
+    value projection and the attention pattern at that layer cannot change. Usable as
+    ``SFTConfig.frozen`` to freeze the same weights without any projection (a control for the
+    constraint). ``arch`` is the model's family (``model.arch``); the default is the Llama layout.
     """
-    blk = f"model.layers.{layer}."
-    return ("model.embed_tokens", *(f"model.layers.{i}." for i in range(layer)),
-            blk + "input_layernorm", blk + "self_attn.q_proj", blk + "self_attn.k_proj")
+    return arch.upstream_prefixes(layer)

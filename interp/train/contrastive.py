@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from interp.data.prompts import PromptSet
 from interp.errors import EmptyPromptClassError
+from interp.hooks import Site, capture
 from interp.io import write_json
 from interp.train.freeze import freeze, tail_parameter_names
 from interp.train.loss import check_finite
@@ -90,20 +91,21 @@ def balanced_batches(n_a: int, n_b: int, per_class: int, steps: int, seed: int) 
 @contextmanager
 def truncated(model, layer: int) -> Iterator[None]:
     """Run only blocks ``0..layer`` inside the block (the model's forward stops early)."""
-    layers = model.hf.model.layers
-    model.hf.model.layers = layers[: layer + 1]
-    try:
+    with model.arch.truncated(model.hf, layer + 1):
         yield
-    finally:
-        model.hf.model.layers = layers
 
 
 def pooled(model, prompts: list[str], layer: int, pooling: str) -> Float[Tensor, "batch d_model"]:
-    """Pooled output of block ``layer`` on chat-formatted prompts (call inside :func:`truncated`)."""
+    """Pooled output of block ``layer`` (its ``resid_post``, before any final norm) on chat-formatted
+    prompts (call inside :func:`truncated`)."""
     enc = model.encode_chat(prompts)
-    out = model.hf.model(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
-                         position_ids=enc.position_ids, output_hidden_states=True, use_cache=False)
-    h = out.hidden_states[layer + 1]  # pre-final-norm output of block `layer`
+    got: dict = {}
+    # The hook, not ``hidden_states[layer + 1]``: transformers replaces the last hidden state by the
+    # final-normed one, and under truncation block ``layer`` is the last.
+    with model.hooks(fwd=[(Site("resid_post", layer), capture(got, "h", detach=False))]):
+        model.arch.decoder_module(model.hf)(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
+                                            position_ids=enc.position_ids, use_cache=False)
+    h = got["h"]
     if pooling == "last":
         return h[:, -1]
     mask = enc.attention_mask.unsqueeze(-1).to(h.dtype)

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-import re
+from interp.models.arch import LLAMA, Architecture
 
 
-def layer_of(param_name: str) -> int | None:
-    m = re.search(r"(?:^|\.)layers\.(\d+)\.", param_name)
-    return int(m.group(1)) if m else None
+def layer_of(param_name: str, arch: Architecture = LLAMA) -> int | None:
+    """Block index of a clean parameter name in ``arch``'s layout (None outside the blocks)."""
+    return arch.layer_of(param_name)
 
 
 def tail_parameter_names(model, layer: int) -> list[str]:
     """Parameters after block ``layer``: later blocks, the final norm and the unembedding.
 
-    SmolLM2 ties its unembedding to the token embedding, so the embedding counts as tail too: updating
-    it would change the (frozen) readout.
+    SmolLM2, the tiny models and GPT-2 tie their unembedding to the token embedding, so the token
+    embedding counts as tail there too: updating it would change the (frozen) readout. Untied
+    embeddings and learned position embeddings (GPT-2's ``wpe``) act before block ``layer`` and train.
     """
     if not 0 <= layer < model.spec.n_layers:
         raise ValueError(f"layer {layer} out of range for a {model.spec.n_layers}-layer model")
+    arch = model.arch
+    tied = model.hf.get_input_embeddings().weight is model.hf.get_output_embeddings().weight
+    upstream = tuple(p for p in arch.embedding_prefixes if not (tied and p == arch.token_embedding_prefix))
     names = []
     for name in model.named_parameters():
-        idx = layer_of(name)
-        if idx is None or idx > layer:
+        idx = arch.layer_of(name)
+        # outside the blocks only the (untied) embeddings act first; anything else there is tail
+        if (idx is not None and idx > layer) or (idx is None and not name.startswith(upstream)):
             names.append(name)
     return names
 

@@ -16,14 +16,15 @@ def response_loss(model, batch: TokenBatch) -> Float[Tensor, ""]:
     The 49k-way unembedding dominates the cost of a small model, so it is applied only to the
     positions that predict a response token (about half of a chat example), not to the prompt.
     """
-    hidden = model.hf.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                            use_cache=False).last_hidden_state
+    decoder = model.arch.decoder_module(model.hf)  # the stack without the unembedding, any family
+    hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                     use_cache=False).last_hidden_state
     targets = batch.labels[:, 1:]
     keep = targets != IGNORE
     if not bool(keep.any()):
         raise ValueError(f"batch has no response tokens: every prompt fills all {batch.labels.shape[1]} "
                          "tokens; raise SFTConfig.max_length or shorten the prompts")
-    logits = model.hf.lm_head(hidden[:, :-1][keep])
+    logits = model.hf.get_output_embeddings()(hidden[:, :-1][keep])
     return F.cross_entropy(logits.float(), targets[keep])
 
 

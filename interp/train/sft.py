@@ -5,6 +5,11 @@ the optimizer and scheduler state and the history, so a run killed at any point 
 with bitwise the same weights as one that was never interrupted (on the same device). Checkpoints
 hold only tensors, numbers and containers and are opened with ``weights_only=True``, so a checkpoint
 from elsewhere cannot run code when a run resumes from it.
+
+The loop runs on accelerate (:mod:`interp.train.engine`): under ``accelerate launch`` each process
+takes its share of every step's global batch (DDP), and the weights match one process on the whole
+batch; the main process writes checkpoints and the final model, every process resumes from them.
+Mixed precision, gradient accumulation and LoRA adapters (:mod:`interp.train.lora`) are settings.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -25,8 +30,9 @@ from tqdm.auto import tqdm
 
 from interp.errors import DataFormatError
 from interp.io import atomic_dir, write_json
-from interp.train.examples import SFTExample, collate
-from interp.train.loss import check_finite, response_loss
+from interp.train.examples import SFTExample
+from interp.train.lora import LoRAConfig
+from interp.train.loss import check_finite
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +61,22 @@ class SFTConfig:
     """Optimizer steps between resumable checkpoints."""
     callback_every: int = 20
     """Steps between callback calls (also called before the first and after the last step)."""
-    frozen: tuple[str, ...] = ("model.embed_tokens", "lm_head")
+    frozen: tuple[str, ...] = ("model.embed_tokens.", "lm_head.", "transformer.wte.")  # = arch.all_default_frozen()
     """Parameter-name prefixes kept frozen (the tied embedding/unembedding by default)."""
+    grad_accum: int = 1
+    """Micro-batches per process per optimizer step (accelerate's gradient accumulation); the
+    optimizer step still sees ``batch_size`` examples in all."""
+    mixed_precision: Literal["no", "fp16", "bf16"] | None = None
+    """accelerate's autocast mixed precision (weights stay float32); None: the launch config's, else no."""
+    lora: LoRAConfig | None = None
+    """Train low-rank adapters (peft) instead of the weights; merged into the saved model at the end,
+    and also written as a PEFT adapter to ``out_dir/adapter``. None: full fine-tuning."""
 
     def __post_init__(self) -> None:
-        if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1 or self.max_length < 8:
+        if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1 or self.max_length < 8 or self.grad_accum < 1:
             raise ValueError(f"invalid SFTConfig: {self}")
+        if self.mixed_precision not in (None, "no", "fp16", "bf16"):
+            raise ValueError(f"mixed_precision must be 'no', 'fp16', 'bf16' or None, got {self.mixed_precision!r}")
 
 
 @runtime_checkable
@@ -206,13 +222,32 @@ def train_sft(
 
     The final weights are saved to ``out_dir/model`` (a directory ``load_model`` opens) and the loss
     curve and callback history to ``out_dir/train.json``; ``history_prefix`` (records of an earlier
-    stage, e.g. DCR's contrastive one at negative steps) starts that history.
+    stage, e.g. DCR's contrastive one at negative steps) starts that history. Under ``accelerate
+    launch`` every process calls this with the same arguments; callbacks run on every process.
     """
+    from interp.train.engine import Objective, make_accelerator
+
     if not examples:
         raise ValueError("no training examples")
+    if config.lora is not None and constraint is not None:
+        raise ValueError(f"{type(constraint).__name__} constrains updates of the full weights, which LoRA leaves "
+                         "frozen; use full fine-tuning (SFTConfig.lora=None) with an update constraint")
     out_dir = Path(out_dir)
     ckpt = out_dir / "checkpoint"
+    acc = make_accelerator(model, config.grad_accum, config.mixed_precision)
+    if acc.num_processes > 1:
+        model.hf.to(acc.device)  # before the optimizer exists, so resumed optimizer state lands there too
+    if config.lora is not None:
+        from interp.train.lora import apply_lora
+
+        apply_lora(model, config.lora, seed=config.seed)
     params = trainable_parameters(model, config.frozen)
+    # Only what the optimizer steps may take gradients: DDP waits for a gradient of every parameter that
+    # requires one, and some get none (GPT-2's fused c_attn, which the bridge runs as split q/k/v copies).
+    stepped = {id(p) for p in params.values()}
+    for p in model.hf.parameters():
+        if id(p) not in stepped:
+            p.requires_grad_(False)
     optimizer = torch.optim.AdamW(list(params.values()), lr=config.lr, weight_decay=config.weight_decay)
     schedule = batch_schedule(len(examples), config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, len(schedule)))
@@ -221,45 +256,85 @@ def train_sft(
     if (ckpt / "state.json").exists():
         start, losses, history = _load_checkpoint(ckpt, params, optimizer, scheduler, fp)
         log.info("resuming %s from step %d/%d", out_dir, start, len(schedule))
+    objective, optimizer, scheduler = acc.prepare(Objective(model), optimizer, scheduler)
     if start == 0:
         run_callbacks(callbacks, model, 0, history)
 
     model.hf.train()
-    bar = tqdm(range(start, len(schedule)), desc=f"sft {out_dir.name}", initial=start, total=len(schedule))
-    for step in bar:
-        batch = collate(model, [examples[i] for i in schedule[step]], config.max_length).to(model.device)
-        loss = response_loss(model, batch)
-        check_finite(loss, step)
-        loss.backward()
-        if config.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(list(params.values()), config.max_grad_norm)
-        if constraint is not None:
-            constraint.before_step(model)
-        optimizer.step()
-        if constraint is not None:
-            constraint.after_step(model)
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss_value = loss.item()
-        losses.append((step + 1, loss_value))
-        bar.set_postfix(loss=f"{loss_value:.3f}")
-        done = step + 1
-        if done % config.callback_every == 0 or done == len(schedule):
-            run_callbacks(callbacks, model, done, history)
-        if done % config.checkpoint_every == 0 and done < len(schedule):
-            _save_checkpoint(ckpt, done, params, optimizer, scheduler, losses, history, fp)
-    model.hf.eval()
+    bar = tqdm(range(start, len(schedule)), desc=f"sft {out_dir.name}", initial=start, total=len(schedule),
+               disable=not acc.is_main_process)
+    try:
+        for step in bar:
+            loss = _step(acc, objective, model, [examples[i] for i in schedule[step]], config, step)
+            if config.max_grad_norm:
+                acc.clip_grad_norm_(list(params.values()), config.max_grad_norm)
+            if constraint is not None:
+                constraint.before_step(model)
+            optimizer.step()
+            if constraint is not None:
+                constraint.after_step(model)
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_value = loss.item()
+            losses.append((step + 1, loss_value))
+            bar.set_postfix(loss=f"{loss_value:.3f}")
+            done = step + 1
+            if done % config.callback_every == 0 or done == len(schedule):
+                run_callbacks(callbacks, model, done, history)
+            if done % config.checkpoint_every == 0 and done < len(schedule):
+                if acc.is_main_process:
+                    _save_checkpoint(ckpt, done, params, optimizer, scheduler, losses, history, fp)
+                acc.wait_for_everyone()
+    finally:
+        model.hf.eval()
+        acc.free_memory()  # drops accelerate's references to the DDP wrapper (and its gradient hooks)
 
     meta = {"recipe_config": asdict(config), "n_examples": len(examples), "fingerprint": fp,
-            "examples_by_kind": _count_kinds(examples), **(provenance or {})}
+            "examples_by_kind": _count_kinds(examples), "processes": acc.num_processes, **(provenance or {})}
     model.provenance = {**model.provenance, "training": meta}
-    model_dir = model.save(out_dir / "model", extra={"name": str(out_dir / "model")})
-    write_json(out_dir / "train.json", {"losses": losses, "history": history, **meta})
-    if ckpt.exists():
-        import shutil
-
-        shutil.rmtree(ckpt)
+    model_dir = _save_result(acc.is_main_process, model, config, out_dir, {"losses": losses, "history": history,
+                                                                          **meta})
+    acc.wait_for_everyone()
     return TrainResult(model_dir, len(schedule), losses, history, asdict(config))
+
+
+def _step(acc, objective, model, examples: list[SFTExample], config: SFTConfig, step: int) -> torch.Tensor:
+    """Forward and backward of this process's micro-batches; the global batch's mean loss (every process)."""
+    from interp.train.engine import micro_batches
+
+    parts = micro_batches(model, examples, config.max_length, acc.process_index, acc.num_processes,
+                          config.grad_accum)
+    total = torch.zeros((), device=model.device)
+    for part in parts:
+        batch = part.batch.to(model.device)
+        with acc.accumulate(objective):
+            loss = objective(batch.input_ids, batch.attention_mask, batch.labels)
+            acc.backward(loss * part.weight)
+        total = total + loss.detach().float() * part.share
+    if acc.num_processes > 1:
+        total = acc.reduce(total, "sum")
+    # Checked on the reduced loss, so every process raises together (one alone would leave the rest waiting).
+    check_finite(total, step)
+    return total
+
+
+def _save_result(is_main: bool, model, config: SFTConfig, out_dir: Path, record: dict) -> Path:
+    """Merge LoRA adapters (every process: the model is trained in place) and write the outputs (main only)."""
+    model_dir = out_dir / "model"
+    if config.lora is not None:
+        from interp.train.lora import merge_lora, save_adapter
+
+        if is_main:
+            save_adapter(model, config.lora, out_dir / "adapter")
+        merge_lora(model)
+    if is_main:
+        model.save(model_dir, extra={"name": str(model_dir)})
+        write_json(out_dir / "train.json", record)
+        if (out_dir / "checkpoint").exists():
+            import shutil
+
+            shutil.rmtree(out_dir / "checkpoint")
+    return model_dir
 
 
 def _count_kinds(examples: Sequence[SFTExample]) -> dict[str, int]:

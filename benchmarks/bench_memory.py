@@ -1,0 +1,225 @@
+"""Peak memory of each analysis on the embedded model, and its extrapolation to 7B-class models.
+
+Each analysis runs once on the same batch of chat-formatted prompts (``--batch`` prompts, the built-in
+harmful set) and its peak memory above the level before it is measured (see ``memmeter.py``: CUDA's
+``max_memory_allocated``, or on the CPU the process RSS sampled every millisecond). The model's own
+weights are resident before every analysis and are not part of any peak (listed on their own row).
+
+Scaling model for the extrapolation (same batch, same sequence lengths, same dtype as measured): a peak is
+split into three parts, each scaled by its own ratio between the target and the measured model,
+
+* **params** (gradients, optimizer states, per-probe gradients of the NTK sketch): ``k_p x 4 bytes x P``,
+  scaled by ``P_target / P``;
+* **vocab** (logits and what is computed from them): ``k_v x 4 bytes x rows x V``, scaled by ``V_target / V``
+  (``rows``: the batch's positions that are unembedded);
+* **activations**: the rest of the measured peak (never negative), scaled by
+  ``(d_model x n_layers)_target / (d_model x n_layers)`` (hidden states, attention, KV cache, hooks).
+
+``k_p`` and ``k_v`` are fixed per analysis from what it allocates (given in the table); the split of
+the *measured* number is therefore part model, part measurement. Writes ``memory.json`` and
+``memory.md`` to ``--out-dir`` (default ``figures/benchmarks``).
+
+    PYTHONPATH=. python benchmarks/bench_memory.py               # embedded model, ~2-4 minutes on 2 cores
+    PYTHONPATH=. python benchmarks/bench_memory.py --model tiny  # seconds (a check that it runs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+from memmeter import peak_memory, reexec_with_malloc_env  # noqa: E402
+
+TARGETS = {
+    # From the models' config.json (hidden_size, num_hidden_layers, vocab_size) and parameter counts.
+    "Qwen2.5-7B": {"params": 7.62e9, "d_model": 3584, "n_layers": 28, "vocab": 152064},
+    "Llama-3-8B": {"params": 8.03e9, "d_model": 4096, "n_layers": 32, "vocab": 128256},
+}
+GiB = 2**30
+_STORES = itertools.count()  # a fresh store folder per run (a finished store would just be reopened)
+
+
+@dataclass
+class Analysis:
+    """One measured analysis."""
+
+    name: str
+    """Row label."""
+    run: Callable[[], object]
+    """The analysis (everything it returns is dropped before the next one runs)."""
+    k_params: float
+    """Parameter-sized float32 tensors it holds at its peak (gradients, optimizer moments, ...)."""
+    k_vocab: float
+    """Vocabulary-wide float32 rows it holds per unembedded position."""
+    vocab_rows: int
+    """Positions that are unembedded at once."""
+    note: str
+    """What it does, in words."""
+
+
+def build(model, batch: int, n_new: int, tmp: Path) -> tuple[list[Analysis], int]:
+    from interp.data.builtin import builtin_prompts
+    from interp.evaluate.generate import generate_token_ids
+    from interp.heads import attribution_patching, collect_z, patch_heads, refusal_metric, suffix_positions
+    from interp.hooks import Site
+    from interp.ntk import NTKConfig
+    from interp.ntk.similarity import kernel_frobenius
+    from interp.sae.site import ActSite
+    from interp.sae.store import CollectConfig, collect_activations
+
+    prompts = builtin_prompts("harmful").sample(batch, seed=0).texts
+    other = builtin_prompts("harmless").sample(batch, seed=0).texts
+    enc = model.encode_chat(prompts)
+    n, seq = enc.input_ids.shape
+    metric = refusal_metric(model.tokenizer)
+    positions = suffix_positions(model)
+    base = collect_z(model, other, positions, batch_size=batch).mean(0, keepdim=True)
+    heads = [(la, h) for la in range(model.spec.n_layers) for h in range(model.spec.n_heads)][:8]
+    mid = model.spec.n_layers // 2
+
+    def sft_step():
+        from interp.train.examples import SFTExample, collate
+
+        exs = [SFTExample(p, "I can't help with that.", "refusal") for p in prompts]
+        b = collate(model, exs, 256).to(model.device)
+        params = [p for p in model.hf.parameters()]
+        for p in params:
+            p.requires_grad_(True)
+        opt = torch.optim.AdamW(params, lr=1e-12)  # lr ~ 0: later rows see the same weights
+        model.hf.train()
+        loss = model.hf(input_ids=b.input_ids, attention_mask=b.attention_mask, labels=b.labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        model.hf.eval()
+        return float(loss.detach())
+
+    def ntk():
+        cfg = NTKConfig(n_probes=4, sketch_dim=2**15, max_tokens=seq)
+        return kernel_frobenius(model, prompts[:2], cfg, progress=False)
+
+    nograd = torch.no_grad
+    return [
+        Analysis("(meter floor: an empty block)", lambda: None, 0, 0, 0,
+                 "what the measurement itself adds; subtracted from nothing"),
+        Analysis("forward (full logits)", lambda: nograd()(model.logits)(enc), 0, 1, n * seq,
+                 "one no-grad forward returning [batch, seq, vocab] logits"),
+        Analysis("next-token logits", lambda: nograd()(model.next_token_logits)(enc), 0, 1, n,
+                 "logits_to_keep=1: only the last position is unembedded"),
+        Analysis("activation collection (z, all layers)", lambda: collect_z(model, prompts, positions, batch),
+                 0, 0, 0, "hook_z of every layer at the final positions; no unembedding"),
+        Analysis("head attribution", lambda: attribution_patching(model, prompts, metric, base, batch), 0, 3, n,
+                 "one forward + backward to every hook_z (attribution patching)"),
+        Analysis(f"head patching ({len(heads)} heads, 4 per forward)",
+                 lambda: patch_heads(model, prompts, metric, base, heads, batch, heads_per_forward=4), 0, 1,
+                 4 * n, "exact patching, 4 heads per forward (batch repeated 4x)"),
+        Analysis("SAE activation store (resid_post, 1 layer)",
+                 lambda: collect_activations(model, [model.chat(p) for p in prompts],
+                                             [ActSite(Site("resid_post", mid))], tmp / f"store{next(_STORES)}",
+                                             CollectConfig(batch_size=batch)), 0, 0, 0,
+                 "all positions of one residual site, stop early, written to disk"),
+        Analysis("NTK sketch (2 prompts, 4 probes)", ntk, 1, 0, 0,
+                 "one per-probe gradient of all parameters at a time, CountSketched"),
+        Analysis(f"generation ({n_new} new tokens)",
+                 lambda: generate_token_ids(model, prompts, n_new, batch, progress=False), 0, 1,
+                 n * (seq + n_new),
+                 "greedy, KV cache; first batch checked against an uncached forward"),
+        Analysis("SFT step (AdamW, full model)", sft_step, 3, 4, n * seq,
+                 "forward + backward + AdamW step; HF loss over full logits"),
+    ], seq
+
+
+def extrapolate(peak: int, a: Analysis, model, target: dict) -> tuple[float, dict]:
+    spec = model.spec
+    n_params = sum(p.numel() for p in model.hf.parameters())
+    p_part = a.k_params * 4 * n_params
+    v_part = a.k_vocab * 4 * a.vocab_rows * spec.d_vocab
+    act = max(peak - p_part - v_part, 0.0)
+    parts = {"params": p_part, "vocab": v_part, "activations": act}
+    ratio_act = (target["d_model"] * target["n_layers"]) / (spec.d_model * spec.n_layers)
+    est = (p_part * target["params"] / n_params + v_part * target["vocab"] / spec.d_vocab + act * ratio_act)
+    return est, parts
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    tnames = list(TARGETS)
+    head = ["analysis", "peak (MiB)", "k_p", "k_v", "params / vocab / act (MiB)", *[f"{t} (GiB)" for t in tnames]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        parts = " / ".join(f"{r['parts'][k] / 2**20:.0f}" for k in ("params", "vocab", "activations"))
+        cells = [r["name"], f"{r['peak_bytes'] / 2**20:.0f}", f"{r['k_params']:g}", f"{r['k_vocab']:g}", parts,
+                 *[f"{r['extrapolated_bytes'][t] / GiB:.1f}" for t in tnames]]
+        lines.append("| " + " | ".join(cells) + " |")
+    w = meta["weights_bytes"]
+    lines.append("| weights (resident, not in the peaks) | " + f"{w / 2**20:.0f} | 1 | 0 | | "
+                 + " | ".join(f"{4 * TARGETS[t]['params'] / GiB:.1f}" for t in tnames) + " |")
+    old = meta["old_ntk_hash_bytes"]
+    lines.append("| NTK hash table before this change (int32 per parameter) | " + f"{old / 2**20:.0f} | | | | "
+                 + " | ".join(f"{4 * TARGETS[t]['params'] / GiB:.1f}" for t in tnames) + " |")
+    return (f"Peak memory per analysis on {meta['model']} ({meta['device']}, float32, batch {meta['batch']}, "
+            f"seq {meta['seq']}), measured by {meta['method']}; extrapolated to 7B-class models at the same "
+            "batch, lengths and float32 (bf16 halves the weights, activations and logits; AdamW moments "
+            "stay float32). `python benchmarks/bench_memory.py`\n\n" + "\n".join(lines) + "\n")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--new-tokens", type=int, default=16)
+    ap.add_argument("--out-dir", default="figures/benchmarks")
+    ap.add_argument("--no-warmup", dest="warmup", action="store_false",
+                    help="skip the one-prompt warm-up pass (peaks then include lazy imports and caches)")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cpu":
+        reexec_with_malloc_env()
+
+    from interp.io import write_json
+    from interp.models import load_model
+
+    model = load_model(args.model, device=str(device))
+    rows, method = [], ""
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.warmup:  # every code path once on one prompt: lazy imports and caches are not the peak
+            for a in build(model, 1, 2, Path(tmp))[0]:
+                if not a.name.startswith("SFT"):
+                    a.run()
+        analyses, seq = build(model, args.batch, args.new_tokens, Path(tmp))
+        for a in analyses:
+            with peak_memory(device) as peak:
+                result = a.run()
+            del result
+            method = peak.method
+            ests = {t: extrapolate(peak.bytes, a, model, TARGETS[t]) for t in TARGETS}
+            row = {"name": a.name, "peak_bytes": peak.bytes, "seconds": peak.seconds, "k_params": a.k_params,
+                   "k_vocab": a.k_vocab, "vocab_rows": a.vocab_rows, "note": a.note,
+                   "parts": next(iter(ests.values()))[1],
+                   "extrapolated_bytes": {t: e for t, (e, _) in ests.items()}}
+            rows.append(row)
+            print(f"{a.name:<48} {peak.bytes / 2**20:9.1f} MiB  {peak.seconds:6.1f} s", flush=True)
+    n_params = sum(p.numel() for p in model.hf.parameters())
+    meta = {"model": model.name, "device": str(device), "batch": args.batch, "seq": seq, "method": method,
+            "n_params": n_params, "weights_bytes": 4 * n_params, "old_ntk_hash_bytes": 4 * n_params,
+            "spec": asdict(model.spec), "targets": TARGETS, "threads": torch.get_num_threads(),
+            "torch": torch.__version__}
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "memory.json", {"meta": meta, "rows": rows})
+    md = markdown(rows, meta)
+    (out / "memory.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
