@@ -22,6 +22,8 @@ VARIANTS = {"dcr-strong": ("dcr", {"lr": 2e-5})}
 
 
 def parse(argv=None) -> argparse.Namespace:
+    from interp.cli.common import add_device_args
+
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--base", default="smollm2-135m-instruct")
     p.add_argument("--runs", default="runs/align", help="where RECIPE/model checkpoints live")
@@ -42,6 +44,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--kernel-only", action="store_true", help="with --only: measure kernels, skip evaluation")
     p.add_argument("--kernel-per-class", type=int, default=4,
                    help="held-out prompts per class for the gradient-kernel similarity at each checkpoint (0: skip)")
+    add_device_args(p)  # every model this table loads (base, checkpoints, judge, recipes it trains)
     return p.parse_args(argv)
 
 
@@ -58,9 +61,13 @@ def eval_prompts(data_dir, per_source: int | None = None, harmless_per_source: i
     return concat("heldout", sets)
 
 
-def load_cached_eval(path: Path, config: dict, prompts) -> dict:
-    """A cached evaluation, only if it used these settings and exactly these prompts (else a clear error)."""
+def load_cached_eval(path: Path, config: dict, prompts, dtype: str = "float32") -> dict:
+    """A cached evaluation, only if it used these settings, this dtype and exactly these prompts (else a
+    clear error). Evaluations cached before the dtype was recorded were float32."""
     saved = json.loads(path.read_text())
+    if saved["provenance"].get("dtype", "float32") != dtype:
+        raise ValueError(f"{path} was evaluated in {saved['provenance'].get('dtype', 'float32')}, not {dtype}; "
+                         f"delete it or run without --reuse")
     if saved["provenance"].get("config") != config:
         old = saved["provenance"].get("config", {})
         differ = sorted(k for k in config.keys() | old.keys() if old.get(k) != config.get(k))
@@ -84,7 +91,7 @@ def data_selection(data_dir, per_source: int | None = None, seed: int = 0):
                          recipes.evaluation | {"table": eval_prompts(data_dir, per_source, None)})
 
 
-def checkpoint(recipe: str, runs: Path, data_dir, train: bool) -> Path | None:
+def checkpoint(recipe: str, runs: Path, data_dir, train: bool, device=None, dtype: str = "float32") -> Path | None:
     path = runs / recipe / "model"
     if (path / "config.json").exists():
         return path
@@ -99,14 +106,14 @@ def checkpoint(recipe: str, runs: Path, data_dir, train: bool) -> Path | None:
 
     base, overrides = VARIANTS.get(recipe, (recipe, {}))
     config = AlignConfig(recipe=base, contrastive=replace(ContrastiveConfig(), **overrides))
-    model = load_model()
+    model = load_model(device=device, dtype=dtype)
     align(model, suite_align_data(data_dir), config, runs / recipe,
           callbacks=tracking_callbacks(model, data_dir, kernel=False))  # kernels: per checkpoint, below
     return path
 
 
 def kernel_at_checkpoints(models: dict[str, str], runs: Path, data_dir, per_class: int, out: Path,
-                          only=None, reuse: bool = False) -> dict:
+                          only=None, reuse: bool = False, device=None, dtype: str = "float32") -> dict:
     """Sketched NTK class similarities of every checkpoint (DCR also after its contrastive stage).
 
     Each checkpoint's result is cached as OUT/kernel_NAME.json, so checkpoints can be measured apart.
@@ -129,16 +136,17 @@ def kernel_at_checkpoints(models: dict[str, str], runs: Path, data_dir, per_clas
         cached = out / f"kernel_{name}.json"
         if reuse and cached.exists():
             saved = json.loads(cached.read_text())
-            if saved.get("n_per_class") != per_class or saved.get("config") != NTKConfig().to_dict():
+            if (saved.get("n_per_class") != per_class or saved.get("config") != NTKConfig().to_dict()
+                    or saved.get("dtype", "float32") != dtype):
                 raise ValueError(f"{cached} was measured with other settings; delete it or run without --reuse")
             result[name] = saved["class_means"]
             continue
         if only is not None and name not in only:
             continue
-        km = kernel_similarity(load_model(ref), probes, NTKConfig())
+        km = kernel_similarity(load_model(ref, device=device, dtype=dtype), probes, NTKConfig())
         result[name] = {f"{a} x {b}": v for (a, b), v in km.class_means().items()}
         write_json(cached, {"class_means": result[name], "model": ref, "n_per_class": per_class,
-                            "config": NTKConfig().to_dict()})
+                            "config": NTKConfig().to_dict(), "dtype": dtype})
     return result
 
 
@@ -264,7 +272,8 @@ def main(argv=None) -> int:
     models = {"base": args.base}
     for recipe in args.recipes:
         wanted = not args.only or recipe in args.only
-        path = checkpoint(recipe, runs, args.data_dir, train=wanted and not args.no_train)
+        path = checkpoint(recipe, runs, args.data_dir, train=wanted and not args.no_train,
+                          device=args.device, dtype=args.dtype)
         if path is not None:
             models[recipe] = str(path)
         elif args.reuse and (runs / "eval" / f"eval_{recipe}.json").exists():
@@ -274,13 +283,16 @@ def main(argv=None) -> int:
         # the full evaluation (harmful prompts and replies) stays under runs/; figures get a redacted copy
         cached = runs / "eval" / f"eval_{name}.json"
         if args.reuse and cached.exists():
-            saved = load_cached_eval(cached, config_dict, prompts)
+            saved = load_cached_eval(cached, config_dict, prompts, args.dtype)
         elif (args.only and name not in args.only) or args.kernel_only:
             continue
         else:
             if judge is None:
-                judge = load_model(args.base)
-            saved = evaluate(load_model(ref), prompts, config, judge_model=judge).to_dict()
+                judge = load_model(args.base, device=args.device, dtype=args.dtype)
+            model = load_model(ref, device=args.device, dtype=args.dtype)
+            saved = evaluate(model, prompts, config, judge_model=judge).to_dict()
+            saved["provenance"] |= {"dtype": args.dtype, "device": str(model.device)}
+            del model
             write_json(cached, saved)
         write_json(out / f"eval_{name}.json", redact(saved))
         results[name] = {k: Estimate(**v) for k, v in saved["metrics"].items()}
@@ -289,7 +301,7 @@ def main(argv=None) -> int:
     if args.only:
         if args.kernel_per_class:
             kernel_at_checkpoints(models, runs, args.data_dir, args.kernel_per_class, out, args.only,
-                                  reuse=args.reuse)
+                                  reuse=args.reuse, device=args.device, dtype=args.dtype)
         return 0  # partial run: per-model results are cached; assemble with --reuse
     ref_name = args.compare_to
     comparisons = {name: compare(saved_all[ref_name], saved_all[name]) for name in saved_all
@@ -302,7 +314,8 @@ def main(argv=None) -> int:
     write_json(out / "table.json", {"rows": rows, "models": models, "prompts": prompts.counts("source"),
                                     "config": {"per_source": args.per_source,
                                                "harmless_per_source": args.harmless_per_source,
-                                               "max_new_tokens": args.max_new_tokens, "compare_to": ref_name},
+                                               "max_new_tokens": args.max_new_tokens, "compare_to": ref_name,
+                                               "dtype": args.dtype, "device": args.device},
                                     "provenance": provenance})
     save_figure(headline_bars(results, "safety alignment on held-out prompts (95% bootstrap CI)"),
                 out / "headline", {k: {m: e.to_dict() for m, e in v.items()} for k, v in results.items()})
@@ -312,7 +325,8 @@ def main(argv=None) -> int:
     if args.kernel_per_class:
         # with --reuse only cached kernels are drawn; measure missing ones with --only NAME --kernel-only
         kernels = kernel_at_checkpoints(models, runs, args.data_dir, args.kernel_per_class, out,
-                                        only=() if args.reuse else None, reuse=args.reuse)
+                                        only=() if args.reuse else None, reuse=args.reuse,
+                                        device=args.device, dtype=args.dtype)
         save_figure(kernel_figure(kernels), out / "kernel_similarity", kernels)
     return 0
 

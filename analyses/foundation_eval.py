@@ -12,12 +12,15 @@ from pathlib import Path
 
 
 def parse(argv=None) -> argparse.Namespace:
+    from interp.cli.common import add_device_args
+
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", default="smollm2-135m-instruct")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default="figures/foundation")
     p.add_argument("--max-per-class", type=int, default=30)
     p.add_argument("--max-new-tokens", type=int, default=48)
+    add_device_args(p)
     return p.parse_args(argv)
 
 
@@ -42,11 +45,13 @@ def main(argv=None) -> int:
     specs = ["builtin"] + (["xstest", "advbench"] if args.data_dir else [])
     prompts = data_selection(args.data_dir).evaluation["heldout"]
     config = EvalConfig(max_new_tokens=args.max_new_tokens, max_prompts_per_class=args.max_per_class)
-    model = load_model(args.model)
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
     result = evaluate(model, prompts, config)
+    result.provenance |= {"dtype": args.dtype, "device": str(model.device)}
     result.to_json(out / "eval.json")
     print_table(result, title=f"{model.name} on {prompts.name}")
     summary = {"model": model.name, "data": specs, "config": config.__dict__ | {"detector": None},
+               "dtype": args.dtype, "device": str(model.device),
                "metrics": {k: v.to_dict() for k, v in result.metrics.items()}}
     save_figure(headline_bars({model.name: result.metrics}, f"{model.name}: behaviour before safety training"),
                 out / "headline", summary)

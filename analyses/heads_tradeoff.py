@@ -75,6 +75,10 @@ class Config:
     """Split and sampling seed."""
     data_dir: str | None = None
     """Benchmark data directory; when given, AdvBench joins the harmful prompts."""
+    device: str | None = None
+    """Torch device of the model (default: cuda if available, else cpu)."""
+    dtype: str = "float32"
+    """Dtype of the model's weights and activations (float32, bfloat16 or float16)."""
 
 
 def refusal_rate(replies: list[str]) -> float:
@@ -171,7 +175,7 @@ def to_csv(rows: list[dict]) -> str:
 
 
 def run(cfg: Config, out: str) -> dict:
-    model = load_model(cfg.model)
+    model = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype)
     ps, train, ev_sets = splits(cfg)
     ev = {"harmful": ev_sets["harmful"].texts, "harmless": ev_sets["harmless"].texts,
           "factual": ev_sets["factual"]}
@@ -249,7 +253,9 @@ def run(cfg: Config, out: str) -> dict:
     return results
 
 
-def main(argv=None) -> int:
+def parse(argv=None) -> argparse.Namespace:
+    from interp.cli.common import add_device_args
+
     d = Config()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=d.model)
@@ -264,10 +270,15 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=d.batch_size)
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--data-dir", default=None, help="benchmark data directory (adds AdvBench)")
-    a = ap.parse_args(argv)
+    add_device_args(ap)
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = Config(a.model, tuple(a.data), a.n_train, a.n_eval, a.max_new_tokens, a.top_k, tuple(a.alphas),
-                 tuple(a.scales), a.batch_size, a.seed, a.data_dir)
+                 tuple(a.scales), a.batch_size, a.seed, a.data_dir, a.device, a.dtype)
     res = run(cfg, a.out)
     rd = res["refusal_direction"]
     print(f"refusal direction layer {rd['layer']}: ASR {rd['baseline']['asr_harmful']:.2f} -> "

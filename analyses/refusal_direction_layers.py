@@ -26,12 +26,8 @@ def data_selection(data_dir, n: int, seed: int = 0):
     return DataSelection("refusal_direction_layers", train, test)
 
 
-def main(argv=None) -> int:
-    from interp.directions import refusal_directions
-    from interp.evaluate import generate, is_refusal
-    from interp.interventions import ablate_direction, add_direction
-    from interp.io import write_json
-    from interp.models import load_model
+def parse(argv=None) -> argparse.Namespace:
+    from interp.cli.common import add_device_args
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="runs/align/stl/model")
@@ -41,11 +37,22 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="sampling seed (the held-out split never changes)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiple of the direction added to harmless prompts")
     ap.add_argument("--out", default="figures/heads/refusal_direction_layers.json")
-    a = ap.parse_args(argv)
+    add_device_args(ap)
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    from interp.directions import refusal_directions
+    from interp.evaluate import generate, is_refusal
+    from interp.interventions import ablate_direction, add_direction
+    from interp.io import write_json
+    from interp.models import load_model
+
+    a = parse(argv)
     sel = data_selection(a.data_dir, a.n, a.seed)
     train = {k: v.texts for k, v in sel.train.items()}
     test = {k: v.texts for k, v in sel.evaluation.items()}
-    model = load_model(a.model)
+    model = load_model(a.model, device=a.device, dtype=a.dtype)
     cands = refusal_directions(model, train["harmful"], train["harmless"])
 
     def refusal_rate(texts):
@@ -61,7 +68,8 @@ def main(argv=None) -> int:
             ref = refusal_rate(test["harmless"])
         rows.append({"layer": layer, "asr_harmful_ablated": asr, "refusal_harmless_added": ref})
         print(rows[0], rows[-1], flush=True)
-    write_json(Path(a.out), {"rows": rows, "model": a.model, "n": a.n, "scale": a.scale})
+    write_json(Path(a.out), {"rows": rows, "model": a.model, "n": a.n, "scale": a.scale,
+                             "dtype": a.dtype, "device": str(model.device)})
     return 0
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 
 def parse(argv=None) -> argparse.Namespace:
+    from interp.cli.common import add_device_args
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="runs/align/stl/model")
     p.add_argument("--subspace", default=None, help="exported subspace folder (default: latest in --subspaces)")
@@ -39,6 +41,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
                    help="constrained-frozen also freezes every weight upstream of the subspace's site; "
                         "upstream-frozen freezes those weights without the constraint (a control)")
+    add_device_args(p)  # the aligned model and every fine-tuned copy
     return p.parse_args(argv)
 
 
@@ -91,18 +94,18 @@ def main(argv=None) -> int:
     sft = replace(SFTConfig(), lr=args.lr, epochs=args.epochs)
     config = EvalConfig(max_new_tokens=args.max_new_tokens)
 
-    base = load_model(args.model)
+    base = load_model(args.model, device=args.device, dtype=args.dtype)
     subspace = load_subspace(sub_path, base)
     reference = last_token_activations(base, subspace.site, probe_texts)
     results, drift, training = {"aligned": evaluate(base, held, config).metrics}, {"aligned": 0.0}, {}
     for name in args.variants:
-        model = load_model(args.model)
+        model = load_model(args.model, device=args.device, dtype=args.dtype)
         constraint = None if name in ("unconstrained", "upstream-frozen") else SubspaceConstraint(
             model, load_subspace(sub_path, model), freeze_upstream=name == "constrained-frozen")
         train_config = sft if name != "upstream-frozen" else replace(
             sft, frozen=sft.frozen + upstream_prefixes(subspace.layer))
         res = truthful_finetune(model, factual_train, train_config, runs / name, constraint, n=args.n_train,
-                                provenance={"subspace": str(sub_path)})
+                                provenance={"subspace": str(sub_path), "dtype": args.dtype})
         training[name] = {"steps": res.steps, "final_loss": res.losses[-1][1]}
         drift[name] = subspace_drift(model, subspace, probe_texts, reference)
         results[name] = evaluate(model, held, config).metrics

@@ -14,6 +14,7 @@ import logging
 import time
 from pathlib import Path
 
+from interp.cli.common import add_device_args
 from interp.data.builtin import builtin_prompts
 from interp.io import write_json
 from interp.models import load_model
@@ -40,7 +41,7 @@ def data_selection(max_prompts: int = 160, seed: int = 0):
                          {"quality": sp.test.sample(32, seed)})
 
 
-def main(argv=None) -> int:
+def parse(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--layer", type=int, default=12)
@@ -56,11 +57,16 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="sampling seed (the held-out split never changes)")
     ap.add_argument("--out", default="figures/sae", help="figures, JSON and the exported subspaces")
     ap.add_argument("--work", default="runs/sae", help="activation stores and SAE weights (large files)")
-    args = ap.parse_args(argv)
+    add_device_args(ap)
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     out, work = Path(args.out), Path(args.work)
     t0 = time.time()
-    model = load_model(args.model)
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
     heads = tuple(int(h) for h in args.heads.split(",")) if args.heads else None
     site = ActSite.parse(f"z:{args.layer}", args.heads)
 
@@ -69,7 +75,7 @@ def main(argv=None) -> int:
     texts, labels = corpus_texts(model, corpus, with_responses=True)
     ccfg = CollectConfig(batch_size=8, max_length=args.max_length)
     store = collect_activations(model, texts, [site], work / "store", ccfg, labels,
-                                {"prompts": corpus.name})
+                                {"prompts": corpus.name, "dtype": args.dtype})
     t_collect = time.time() - t0
 
     cfg = SAETrainConfig(architecture=args.arch, d_sae=args.d_sae, k=args.k, training_rows=args.rows,
@@ -93,7 +99,7 @@ def main(argv=None) -> int:
     sub = subspace_from_sae(trained.sae, site, keep, remove, dom[None], model.spec.to_dict(),
                             {"model": model.name, "sae": str(trained.path), "attribution": summary["counts"]})
     path = export_subspace(sub, out / "subspaces")
-    report = {"model": model.name, "site": site.to_dict(),
+    report = {"model": model.name, "dtype": args.dtype, "device": str(model.device), "site": site.to_dict(),
               "quality": quality.to_dict() | {"provenance": None},
               "attribution": {k: summary[k] for k in ("counts", "top", "ablation_checks")},
               "subspace": {"path": str(path), "k": sub.k, "d": sub.d, "version": sub.version},

@@ -17,6 +17,8 @@ from pathlib import Path
 
 
 def parse(argv=None) -> argparse.Namespace:
+    from interp.cli.common import add_device_args
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="output directory of `interp realign`")
     p.add_argument("--base", default="runs/align/stl/model", help="the starting model")
@@ -27,6 +29,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--no-eval", action="store_true", help="only the triage and impact figures")
     p.add_argument("--out", default=None, help="default: figures/realign/RUN_NAME")
+    add_device_args(p)
     return p.parse_args(argv)
 
 
@@ -42,7 +45,7 @@ def compute_agreement(args) -> dict:
                                  for lab in args.labels.split(",")])
     out = {}
     for name, path in (("before", args.base), ("after", str(Path(args.run) / "model"))):
-        result = policy_agreement(load_model(path), prompts, new, old, args.max_new_tokens)
+        result = policy_agreement(load_model(path, device=args.device, dtype=args.dtype), prompts, new, old, args.max_new_tokens)
         out[name] = asdict(result)
     return out
 

@@ -12,6 +12,8 @@ split into three parts, each scaled by its own ratio between the target and the 
   scaled by ``P_target / P``;
 * **vocab** (logits and what is computed from them): ``k_v x 4 bytes x rows x V``, scaled by ``V_target / V``
   (``rows``: the batch's positions that are unembedded);
+* **embedding** (the NTK sketch's largest single gradient): ``k_e x 4 bytes x V x d_model``, scaled by
+  ``(V x d_model)_target / (V x d_model)`` (shown with the vocab part in the table);
 * **activations**: the rest of the measured peak (never negative), scaled by
   ``(d_model x n_layers)_target / (d_model x n_layers)`` (hidden states, attention, KV cache, hooks).
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 import tempfile
 from collections.abc import Callable
@@ -64,6 +67,8 @@ class Analysis:
     """Positions that are unembedded at once."""
     note: str
     """What it does, in words."""
+    k_embed: float = 0.0
+    """Embedding-matrix-sized float32 tensors (V x d_model) outside the params part (a single gradient)."""
 
 
 def build(model, batch: int, n_new: int, tmp: Path) -> tuple[list[Analysis], int]:
@@ -127,26 +132,29 @@ def build(model, batch: int, n_new: int, tmp: Path) -> tuple[list[Analysis], int
                                              [ActSite(Site("resid_post", mid))], tmp / f"store{next(_STORES)}",
                                              CollectConfig(batch_size=batch)), 0, 0, 0,
                  "all positions of one residual site, stop early, written to disk"),
-        Analysis("NTK sketch (2 prompts, 4 probes)", ntk, 1, 0, 0,
-                 "one per-probe gradient of all parameters at a time, CountSketched"),
+        Analysis("NTK sketch (2 prompts, 4 probes)", ntk, 0, 0, 0,
+                 "each parameter's gradient CountSketched as backward produces it, then freed; the "
+                 "largest single gradient is the (tied) embedding's, V x d_model", k_embed=1),
         Analysis(f"generation ({n_new} new tokens)",
                  lambda: generate_token_ids(model, prompts, n_new, batch, progress=False), 0, 1,
                  n * (seq + n_new),
                  "greedy, KV cache; first batch checked against an uncached forward"),
-        Analysis("SFT step (AdamW, full model)", sft_step, 3, 4, n * seq,
+        Analysis("SFT step (AdamW, full model)", sft_step, 3, 2, n * seq,
                  "forward + backward + AdamW step; HF loss over full logits"),
     ], seq
 
 
-def extrapolate(peak: int, a: Analysis, model, target: dict) -> tuple[float, dict]:
-    spec = model.spec
-    n_params = sum(p.numel() for p in model.hf.parameters())
-    p_part = a.k_params * 4 * n_params
-    v_part = a.k_vocab * 4 * a.vocab_rows * spec.d_vocab
-    act = max(peak - p_part - v_part, 0.0)
-    parts = {"params": p_part, "vocab": v_part, "activations": act}
-    ratio_act = (target["d_model"] * target["n_layers"]) / (spec.d_model * spec.n_layers)
-    est = (p_part * target["params"] / n_params + v_part * target["vocab"] / spec.d_vocab + act * ratio_act)
+def extrapolate(peak: int, a: dict, spec: dict, n_params: int, target: dict) -> tuple[float, dict]:
+    """Estimated peak on ``target`` and the measured peak's split (see the module docstring)."""
+    p_part = a["k_params"] * 4 * n_params
+    v_part = a["k_vocab"] * 4 * a["vocab_rows"] * spec["d_vocab"]
+    e_part = a["k_embed"] * 4 * spec["d_vocab"] * spec["d_model"]
+    act = max(peak - p_part - v_part - e_part, 0.0)
+    parts = {"params": p_part, "vocab": v_part + e_part, "activations": act}
+    ratio_act = (target["d_model"] * target["n_layers"]) / (spec["d_model"] * spec["n_layers"])
+    ratio_embed = (target["d_model"] * target["vocab"]) / (spec["d_model"] * spec["d_vocab"])
+    est = (p_part * target["params"] / n_params + v_part * target["vocab"] / spec["d_vocab"]
+           + e_part * ratio_embed + act * ratio_act)
     return est, parts
 
 
@@ -180,12 +188,17 @@ def main(argv=None) -> None:
     ap.add_argument("--out-dir", default="figures/benchmarks")
     ap.add_argument("--no-warmup", dest="warmup", action="store_false",
                     help="skip the one-prompt warm-up pass (peaks then include lazy imports and caches)")
+    ap.add_argument("--from-json", default=None,
+                    help="re-render a memory.json (edited scaling constants k_*), measuring nothing")
     args = ap.parse_args(argv)
+    if args.from_json:
+        data = json.loads(Path(args.from_json).read_text())
+        write(Path(args.out_dir), data["rows"], data["meta"])
+        return
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cpu":
         reexec_with_malloc_env()
 
-    from interp.io import write_json
     from interp.models import load_model
 
     model = load_model(args.model, device=str(device))
@@ -201,19 +214,27 @@ def main(argv=None) -> None:
                 result = a.run()
             del result
             method = peak.method
-            ests = {t: extrapolate(peak.bytes, a, model, TARGETS[t]) for t in TARGETS}
-            row = {"name": a.name, "peak_bytes": peak.bytes, "seconds": peak.seconds, "k_params": a.k_params,
-                   "k_vocab": a.k_vocab, "vocab_rows": a.vocab_rows, "note": a.note,
-                   "parts": next(iter(ests.values()))[1],
-                   "extrapolated_bytes": {t: e for t, (e, _) in ests.items()}}
-            rows.append(row)
+            rows.append({"name": a.name, "peak_bytes": peak.bytes, "seconds": peak.seconds,
+                         "k_params": a.k_params, "k_vocab": a.k_vocab, "vocab_rows": a.vocab_rows,
+                         "k_embed": a.k_embed, "note": a.note})
             print(f"{a.name:<48} {peak.bytes / 2**20:9.1f} MiB  {peak.seconds:6.1f} s", flush=True)
     n_params = sum(p.numel() for p in model.hf.parameters())
     meta = {"model": model.name, "device": str(device), "batch": args.batch, "seq": seq, "method": method,
             "n_params": n_params, "weights_bytes": 4 * n_params, "old_ntk_hash_bytes": 4 * n_params,
-            "spec": asdict(model.spec), "targets": TARGETS, "threads": torch.get_num_threads(),
+            "spec": asdict(model.spec), "threads": torch.get_num_threads(),
             "torch": torch.__version__}
-    out = Path(args.out_dir)
+    write(Path(args.out_dir), rows, meta)
+
+
+def write(out: Path, rows: list[dict], meta: dict) -> None:
+    """Add the extrapolations to the measured rows; write memory.json and memory.md."""
+    from interp.io import write_json
+
+    for r in rows:
+        ests = {t: extrapolate(r["peak_bytes"], r, meta["spec"], meta["n_params"], TARGETS[t]) for t in TARGETS}
+        r["parts"] = next(iter(ests.values()))[1]
+        r["extrapolated_bytes"] = {t: e for t, (e, _) in ests.items()}
+    meta = {**meta, "targets": TARGETS}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "memory.json", {"meta": meta, "rows": rows})
     md = markdown(rows, meta)

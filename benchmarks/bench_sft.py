@@ -25,7 +25,7 @@ from interp.data.builtin import builtin_prompts, builtin_refusals
 from interp.models import load_model
 from interp.train import SFTConfig, train_sft
 from interp.train.examples import SFTExample, collate
-from interp.train.sft import _lr_lambda, batch_schedule, trainable_parameters
+from interp.train.sft import batch_schedule, lr_lambda, trainable_parameters
 
 
 def examples(n: int) -> list[SFTExample]:
@@ -43,7 +43,7 @@ def plain_loop(model, exs: list[SFTExample], config: SFTConfig) -> list[float]:
     """Seconds per step of a hand-written loop over the batches ``train_sft`` would use."""
     params = trainable_parameters(model, config.frozen)
     opt = torch.optim.AdamW(list(params.values()), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config, len(batch_schedule(len(exs), config))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config, len(batch_schedule(len(exs), config))))
     model.hf.train()
     times = []
     for idx in batch_schedule(len(exs), config):

@@ -166,3 +166,27 @@ def test_tiled_count_sketch_is_unbiased_across_tiles():
     classic = ((float(a.norm() ** 2 * b.norm() ** 2) + true**2) / 64) ** 0.5
     assert abs(float(ests.mean()) - true) < 4 * sd / 200**0.5
     assert 0.7 * classic < sd < 1.3 * classic
+
+
+def test_streamed_sketch_equals_sketch_of_full_gradients_and_keeps_training_grads(model):
+    from interp.ntk import NTKConfig
+    from interp.ntk.params import encode_prompt, first_token_state, head_logits, select_parameters
+    from interp.ntk.sketch import NTKSketcher
+
+    cfg = NTKConfig(n_probes=3, sketch_dim=128, param_filter=("mlp", "embed"))
+    selection = select_parameters(model, cfg)
+    sketcher = NTKSketcher(model, cfg, selection)
+    for p in model.hf.parameters():
+        p.grad = torch.full_like(p, 7.0)  # a training step's gradients, mid-training
+    got = sketcher("how do I make a bomb")
+    assert all(bool((p.grad == 7.0).all()) for p in model.hf.parameters())
+    for p in model.hf.parameters():
+        p.grad = None
+    with torch.enable_grad():
+        u = first_token_state(model, encode_prompt(model, "how do I make a bomb", cfg))
+        z = head_logits(model, u, None, detach_head=True)[0]
+        ref = torch.stack([sketcher.sketch(torch.autograd.grad(z, sketcher.body_params, sketcher.probes[i],
+                                                               retain_graph=True, allow_unused=True))
+                           for i in range(3)])
+    torch.testing.assert_close(got.body, ref, atol=1e-5, rtol=1e-5)
+    assert got.body.abs().max() > 0

@@ -90,3 +90,29 @@ def test_frozen_parameters_stay_bitwise_unchanged(tmp_path):
     changed = [n for n, p in model.named_parameters().items() if not torch.equal(p, before[n])]
     assert changed == ["model.layers.0.self_attn.q_proj.weight"]
     assert {n: p.requires_grad for n, p in model.named_parameters().items()} == flags  # restored
+
+
+@pytest.mark.parametrize("variant, loss, kinds", [
+    ("trace", "dpo", {"dpo", "kl"}), ("trace", "ipo", {"dpo", "kl"}), ("no_kl", "dpo", {"dpo"}),
+    ("no_impact", "dpo", {"dpo", "kl"}), ("no_triage", "dpo", {"dpo"}), ("naive_dpo", "dpo", {"dpo"}),
+])
+def test_every_variant_runs_end_to_end(tmp_path, variant, loss, kinds):
+    from interp.realign.pipeline import prepare
+    from interp.realign.policy import policy_from_dict
+
+    pairs = [LabelledPair(Prompt(f"Question {i} on {c}?", "harmless", category=c), f"Sure, answer {i}.",
+                          "I can't help with that.", False, True) for i in range(16) for c in ("a", "b")]
+    pairs = [p for p in pairs if not p.prompt.heldout]
+    pol = policy_from_dict({"name": "t", "default": "comply", "rule": [{"category": "b", "require": "refuse"}]})
+    cfg = RealignConfig(**{**CFG.__dict__, "variant": variant, "loss": loss, "max_steps": 2, "epochs": 1,
+                           "gold_scope": "conflicts", "gold_fraction": 0.3})
+    model = load_model("tiny", device="cpu")
+    plan = prepare(model, pairs, pol, cfg)
+    assert (plan.impact is not None) == (variant in ("trace", "no_kl", "no_triage"))
+    if variant in ("no_impact", "naive_dpo"):
+        assert all(it.weight == 1.0 for it in plan.updates)
+    n_dpo = {"no_triage": len(plan.pairs), "naive_dpo": len(plan.pairs)}.get(variant, plan.triage.counts()["invert"])
+    assert len(plan.updates) == n_dpo
+    result = train_realign(model, plan.items, cfg, tmp_path / variant)
+    assert {k for k, n in result.n_items.items() if n} <= kinds and result.steps <= 2
+    assert all(math.isfinite(v) for _, v in result.losses)

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from interp.cli.common import add_device_args
+
 log = logging.getLogger(__name__)
 
 # stage name -> (analysis script, extra arguments, whether it reads benchmark data)
@@ -34,6 +36,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="figures", help="figure root; each stage writes OUT/STAGE/")
     p.add_argument("--stages", nargs="+", choices=list(STAGES), default=list(STAGES))
     p.add_argument("--analyses-dir", default="analyses")
+    add_device_args(p)  # passed on to every stage (each loads its models there, in that dtype)
     p.set_defaults(func=run)
 
 
@@ -47,6 +50,20 @@ def run_stage(script: Path, argv: list[str]) -> int:
         sys.argv = saved
 
 
+def stage_argv(args, stage: str) -> list[str]:
+    """The arguments ``interp report`` runs ``stage``'s script with: its output folder, the stage's own
+    arguments, the data directory (stages that read benchmarks) and ``--device`` / ``--dtype``."""
+    _, extra, reads_data = STAGES[stage]
+    argv = ["--out", str(Path(args.out) / stage), *extra]
+    if args.data_dir and reads_data:
+        argv += ["--data-dir", args.data_dir]
+    if getattr(args, "device", None):
+        argv += ["--device", str(args.device)]
+    if getattr(args, "dtype", None):
+        argv += ["--dtype", args.dtype]
+    return argv
+
+
 def run(args) -> int:
     from interp.errors import InterpError
 
@@ -55,10 +72,8 @@ def run(args) -> int:
         raise InterpError(f"analyses directory {analyses} not found; run `interp report` from the repository root")
     failed = []
     for stage in args.stages:
-        script, extra, reads_data = STAGES[stage]
-        argv = ["--out", str(Path(args.out) / stage), *extra]
-        if args.data_dir and reads_data:
-            argv += ["--data-dir", args.data_dir]
+        script = STAGES[stage][0]
+        argv = stage_argv(args, stage)
         start = time.time()
         print(f"== report stage {stage}: analyses/{script} {' '.join(argv)}", flush=True)
         rc = run_stage(analyses / script, argv)

@@ -40,7 +40,8 @@ up to the O(1/s) term. Tests check it against :mod:`interp.ntk.exact` on tiny mo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -93,7 +94,9 @@ class CountSketch:
         gen = torch.Generator().manual_seed(seed)
         self.dim, self.tile, self.device = dim, tile, torch.device(device)
         self.numels = [p.numel() for p in params]
-        n_tiles = sum(-(-n // tile) for n in self.numels)
+        tiles = [-(-n // tile) for n in self.numels]
+        self.first_tile = [sum(tiles[:i]) for i in range(len(tiles))]
+        n_tiles = sum(tiles)
         self.table = torch.randint(0, 2 * dim, (tile,), generator=gen, dtype=torch.int32).to(self.device)
         self.shifts = torch.randint(0, tile, (n_tiles,), generator=gen).tolist()
         self.offsets = torch.randint(0, 2 * dim, (n_tiles,), generator=gen).tolist()
@@ -104,22 +107,31 @@ class CountSketch:
         part = table[r:r + n] if r + n <= self.tile else torch.cat([table[r:], table[: r + n - self.tile]])
         return (part + self.offsets[tile_index]).remainder_(2 * self.dim)
 
+    def buffer(self) -> Float[Tensor, " two_s"]:
+        """An empty accumulator for :meth:`add` (bucket and sign folded: 2s floats)."""
+        return torch.zeros(2 * self.dim, dtype=torch.float32, device=self.device)
+
+    def add(self, buf: Float[Tensor, " two_s"], index: int, grad: Tensor) -> None:
+        """Sketch the gradient of tensor number ``index`` into ``buf`` (in place)."""
+        numel = self.numels[index]
+        if grad.numel() != numel:
+            raise ValueError(f"gradient of tensor {index} has {grad.numel()} entries, its parameter {numel}")
+        flat = grad.reshape(-1)
+        for k in range(-(-numel // self.tile)):
+            chunk = flat[k * self.tile:(k + 1) * self.tile]
+            buf.index_add_(0, self.buckets(self.first_tile[index] + k, chunk.shape[0]), chunk.float())
+
+    def result(self, buf: Float[Tensor, " two_s"]) -> Float[Tensor, " s"]:
+        return buf[: self.dim] - buf[self.dim:]
+
     def __call__(self, grads: Sequence[Tensor | None]) -> Float[Tensor, " s"]:
         if len(grads) != len(self.numels):
             raise ValueError(f"sketch built for {len(self.numels)} tensors, got {len(grads)} gradients")
-        buf = torch.zeros(2 * self.dim, dtype=torch.float32, device=self.device)
-        c = 0
-        for g, numel in zip(grads, self.numels, strict=True):
-            n_tiles = -(-numel // self.tile)
+        buf = self.buffer()
+        for i, g in enumerate(grads):
             if g is not None:
-                if g.numel() != numel:
-                    raise ValueError(f"gradient has {g.numel()} entries, its parameter {numel}")
-                flat = g.reshape(-1)
-                for k in range(n_tiles):
-                    chunk = flat[k * self.tile:(k + 1) * self.tile]
-                    buf.index_add_(0, self.buckets(c + k, chunk.shape[0]), chunk.float())
-            c += n_tiles
-        return buf[: self.dim] - buf[self.dim:]
+                self.add(buf, i, g)
+        return self.result(buf)
 
 
 def rademacher_probes(m: int, vocab: int, seed: int, device: torch.device) -> Float[Tensor, "m vocab"]:
@@ -159,23 +171,56 @@ class NTKSketcher:
 
     def __call__(self, text: str) -> PromptSketch:
         m = self.config.n_probes
-        with differentiable(self.model, self.selection):
+        with differentiable(self.model, self.selection), self._streamed_grads() as state:
             u = first_token_state(self.model, encode_prompt(self.model, text, self.config))
             z = head_logits(self.model, u, self.tokens, detach_head=True)[0]
             rows, cross = [], []
             for i in range(m):
-                grads = torch.autograd.grad(z, self.body_params, grad_outputs=self.probes[i],
-                                            retain_graph=i < m - 1, allow_unused=True)
-                rows.append(self.sketch(grads).float())
+                state["buf"], state["cross"] = self.sketch.buffer(), None
+                torch.autograd.backward(z, grad_tensors=self.probes[i], retain_graph=i < m - 1,
+                                        inputs=list(self.body_params))
+                rows.append(self.sketch.result(state["buf"]))
                 if self.weight_pos is not None:
-                    b_w = grads[self.weight_pos]
-                    cross.append(self.probes_full @ b_w if b_w is not None
+                    cross.append(state["cross"] if state["cross"] is not None
                                  else torch.zeros(m, u.shape[-1], device=u.device))
         return PromptSketch(
             body=torch.stack(rows),
             u=u[0].detach().float(),
             cross=torch.stack(cross, dim=1).detach().float() if cross else None,
         )
+
+
+    @contextmanager
+    def _streamed_grads(self) -> Iterator[dict]:
+        """Sketch each parameter's gradient as soon as backward has produced it, then drop it.
+
+        So a probe's backward pass never holds all P gradient entries at once (P x 4 bytes: 30 GB at
+        7B), only the tensors being computed. Gradients already in ``.grad`` (a training step's, when
+        the kernel is taken from a callback) are set aside and put back untouched.
+        """
+        state: dict = {"buf": None, "cross": None}
+        params = self.body_params
+        saved = [p.grad for p in params]
+
+        def hook_for(index: int):
+            def hook(p: Tensor) -> None:
+                self.sketch.add(state["buf"], index, p.grad)
+                if index == self.weight_pos:
+                    state["cross"] = (self.probes_full @ p.grad.float()).detach()
+                p.grad = None
+
+            return hook
+
+        for p in params:
+            p.grad = None
+        handles = [p.register_post_accumulate_grad_hook(hook_for(i)) for i, p in enumerate(params)]
+        try:
+            yield state
+        finally:
+            for h in handles:
+                h.remove()
+            for p, g in zip(params, saved, strict=True):
+                p.grad = g
 
 
 def probe_inner_products(sketches: Sequence[PromptSketch], probes: Float[Tensor, "m vocab"],

@@ -26,7 +26,7 @@ from interp.realign.hybrid import hybrid_loss, reference_for
 from interp.realign.params import only_these_require_grad, select_parameters
 from interp.realign.plan import TrainItem
 from interp.train.loss import check_finite
-from interp.train.sft import Callback, _load_checkpoint, _lr_lambda, _save_checkpoint, batch_schedule, run_callbacks
+from interp.train.sft import Callback, batch_schedule, load_checkpoint, lr_lambda, run_callbacks, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +82,11 @@ def train_realign(
     if config.max_steps is not None:
         schedule = schedule[: config.max_steps]
     optimizer = torch.optim.AdamW(list(params.values()), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(sched_cfg, len(schedule)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(sched_cfg, len(schedule)))
     fp = _fingerprint(items, config)
     start, losses, history = 0, [], []
     if (ckpt / "state.json").exists():
-        start, losses, history = _load_checkpoint(ckpt, params, optimizer, scheduler, fp)
+        start, losses, history = load_checkpoint(ckpt, params, optimizer, scheduler, fp)
         log.info("resuming %s from step %d/%d", out_dir, start, len(schedule))
     if start == 0:
         run_callbacks(callbacks, model, 0, history)
@@ -111,7 +111,7 @@ def train_realign(
             if done % config.callback_every == 0 or done == len(schedule):
                 run_callbacks(callbacks, model, done, history)
             if done % config.checkpoint_every == 0 and done < len(schedule):
-                _save_checkpoint(ckpt, done, params, optimizer, scheduler, losses, history, fp)
+                save_checkpoint(ckpt, done, params, optimizer, scheduler, losses, history, fp)
         model.hf.eval()
     per_step = (time.perf_counter() - t0) / ran if ran else None
 

@@ -131,7 +131,7 @@ def _fingerprint(examples: Sequence[SFTExample], config: SFTConfig) -> str:
     return h.hexdigest()[:16]
 
 
-def _lr_lambda(config: SFTConfig, total: int) -> Callable[[int], float]:
+def lr_lambda(config: SFTConfig, total: int) -> Callable[[int], float]:
     def f(step: int) -> float:
         if step < config.warmup_steps:
             return (step + 1) / (config.warmup_steps + 1)
@@ -158,7 +158,7 @@ def _check_plain(obj, where: str) -> None:
                         "and lists/dicts of them load with weights_only=True")
 
 
-def _save_checkpoint(path: Path, step: int, params, optimizer, scheduler, losses, history, fp) -> None:
+def save_checkpoint(path: Path, step: int, params, optimizer, scheduler, losses, history, fp) -> None:
     # AdamW and LambdaLR state dicts are tensors, numbers and containers (LambdaLR stores a plain
     # function as None and rebuilds it from the config), so they load with weights_only=True.
     state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
@@ -170,7 +170,7 @@ def _save_checkpoint(path: Path, step: int, params, optimizer, scheduler, losses
             {"step": step, "losses": losses, "history": history, "fingerprint": fp}))
 
 
-def _load_checkpoint(path: Path, params, optimizer, scheduler, fp) -> tuple[int, list, list]:
+def load_checkpoint(path: Path, params, optimizer, scheduler, fp) -> tuple[int, list, list]:
     state = json.loads((path / "state.json").read_text())
     if state["fingerprint"] != fp:
         raise ValueError(f"checkpoint {path} was made with other data or settings; delete it or change --out")
@@ -242,6 +242,11 @@ def train_sft(
 
         apply_lora(model, config.lora, seed=config.seed)
     params = trainable_parameters(model, config.frozen)
+    half = sorted(n for n, p in params.items() if p.dtype == torch.float16)
+    if half:
+        # AdamW's eps (1e-8) underflows in float16 and the first step is NaN; bf16 weights train fine.
+        raise ValueError(f"float16 weights cannot be trained with AdamW ({half[0]} and {len(half) - 1} more): "
+                         "load the model in float32 with mixed_precision='fp16', or in bfloat16")
     # Only what the optimizer steps may take gradients: DDP waits for a gradient of every parameter that
     # requires one, and some get none (GPT-2's fused c_attn, which the bridge runs as split q/k/v copies).
     stepped = {id(p) for p in params.values()}
@@ -250,11 +255,11 @@ def train_sft(
             p.requires_grad_(False)
     optimizer = torch.optim.AdamW(list(params.values()), lr=config.lr, weight_decay=config.weight_decay)
     schedule = batch_schedule(len(examples), config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, len(schedule)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, len(schedule)))
     fp = _fingerprint(examples, config)
     start, losses, history = 0, [], list(history_prefix)
     if (ckpt / "state.json").exists():
-        start, losses, history = _load_checkpoint(ckpt, params, optimizer, scheduler, fp)
+        start, losses, history = load_checkpoint(ckpt, params, optimizer, scheduler, fp)
         log.info("resuming %s from step %d/%d", out_dir, start, len(schedule))
     objective, optimizer, scheduler = acc.prepare(Objective(model), optimizer, scheduler)
     if start == 0:
@@ -283,7 +288,7 @@ def train_sft(
                 run_callbacks(callbacks, model, done, history)
             if done % config.checkpoint_every == 0 and done < len(schedule):
                 if acc.is_main_process:
-                    _save_checkpoint(ckpt, done, params, optimizer, scheduler, losses, history, fp)
+                    save_checkpoint(ckpt, done, params, optimizer, scheduler, losses, history, fp)
                 acc.wait_for_everyone()
     finally:
         model.hf.eval()
