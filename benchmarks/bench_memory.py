@@ -108,6 +108,24 @@ def build(model, batch: int, n_new: int, tmp: Path) -> tuple[list[Analysis], int
         model.hf.eval()
         return float(loss.detach())
 
+    def lora_step():
+        # Last row: it puts adapters into the model in place (the full-model rows ran before).
+        from interp.train.examples import SFTExample, collate
+        from interp.train.lora import LoRAConfig, apply_lora
+
+        apply_lora(model, LoRAConfig(rank=16), seed=0)
+        exs = [SFTExample(p, "I can't help with that.", "refusal") for p in prompts]
+        b = collate(model, exs, 256).to(model.device)
+        params = [p for p in model.hf.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=1e-12)
+        model.hf.train()
+        loss = model.hf(input_ids=b.input_ids, attention_mask=b.attention_mask, labels=b.labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        model.hf.eval()
+        return float(loss.detach())
+
     def ntk():
         cfg = NTKConfig(n_probes=4, sketch_dim=2**15, max_tokens=seq)
         return kernel_frobenius(model, prompts[:2], cfg, progress=False)
@@ -141,6 +159,8 @@ def build(model, batch: int, n_new: int, tmp: Path) -> tuple[list[Analysis], int
                  "greedy, KV cache; first batch checked against an uncached forward"),
         Analysis("SFT step (AdamW, full model)", sft_step, 3, 2, n * seq,
                  "forward + backward + AdamW step; HF loss over full logits"),
+        Analysis("SFT step (LoRA r=16 on q/v, peft)", lora_step, 0, 2, n * seq,
+                 "adapters only in the optimizer; frozen base weights (adapter state is ~0.1% of params)"),
     ], seq
 
 
@@ -202,11 +222,12 @@ def main(argv=None) -> None:
     from interp.models import load_model
 
     model = load_model(args.model, device=str(device))
+    n_params = sum(p.numel() for p in model.hf.parameters())  # before the LoRA row adds adapters
     rows, method = [], ""
     with tempfile.TemporaryDirectory() as tmp:
         if args.warmup:  # every code path once on one prompt: lazy imports and caches are not the peak
             for a in build(model, 1, 2, Path(tmp))[0]:
-                if not a.name.startswith("SFT"):
+                if not a.name.startswith("SFT"):  # (the LoRA row would put adapters in for good)
                     a.run()
         analyses, seq = build(model, args.batch, args.new_tokens, Path(tmp))
         for a in analyses:
@@ -218,7 +239,6 @@ def main(argv=None) -> None:
                          "k_params": a.k_params, "k_vocab": a.k_vocab, "vocab_rows": a.vocab_rows,
                          "k_embed": a.k_embed, "note": a.note})
             print(f"{a.name:<48} {peak.bytes / 2**20:9.1f} MiB  {peak.seconds:6.1f} s", flush=True)
-    n_params = sum(p.numel() for p in model.hf.parameters())
     meta = {"model": model.name, "device": str(device), "batch": args.batch, "seq": seq, "method": method,
             "n_params": n_params, "weights_bytes": 4 * n_params, "old_ntk_hash_bytes": 4 * n_params,
             "spec": asdict(model.spec), "threads": torch.get_num_threads(),

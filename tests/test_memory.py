@@ -190,3 +190,39 @@ def test_streamed_sketch_equals_sketch_of_full_gradients_and_keeps_training_grad
                            for i in range(3)])
     torch.testing.assert_close(got.body, ref, atol=1e-5, rtol=1e-5)
     assert got.body.abs().max() > 0
+
+
+def test_attribution_with_frozen_weights_equals_gradients_through_the_weights(model):
+    """Attribution freezes the weights for its backward (no saved layer inputs for weight gradients); the
+    z gradients, so the scores, equal those of a pass whose weights are in the graph, and the weights'
+    ``requires_grad`` flags come back as they were."""
+    from interp.heads import attribution_patching, refusal_metric
+    from interp.heads.activations import z_sites
+
+    positions = suffix_positions(model)
+    metric = refusal_metric(model.tokenizer)
+    base = z_baseline(model, PROMPTS[2:], positions)
+    flags = [p.requires_grad for p in model.hf.parameters()]
+    assert any(flags)
+    new = attribution_patching(model, PROMPTS, metric, base, batch_size=4)
+    assert [p.requires_grad for p in model.hf.parameters()] == flags
+
+    # reference: the weights require grad, z's are non-leaf nodes of the full graph
+    enc = model.encode_chat(PROMPTS)
+    store = {}
+
+    def keep(key):
+        def hook(act, *, hook):
+            store[key] = act
+            return act
+        return hook
+
+    sites = z_sites(model)
+    with torch.enable_grad(), model.hooks(fwd=[(s, keep(s.layer)) for s in sites]):
+        values = metric(model.next_token_logits(enc), list(range(len(PROMPTS))))
+        grads = torch.autograd.grad(values.sum(), [store[s.layer] for s in sites])
+    ref = torch.stack([
+        ((g[:, -positions:].float()) * (store[s.layer].detach()[:, -positions:].float() - base[:, :, s.layer]))
+        .sum((0, 1, 3)) for s, g in zip(sites, grads, strict=True)]) / len(PROMPTS)
+    assert float(ref.abs().max()) > 0
+    torch.testing.assert_close(new.scores, ref.float(), atol=1e-6, rtol=1e-5)

@@ -8,7 +8,8 @@ for all heads at once; exact patching needs one forward per head (:mod:`interp.h
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import einops
 import torch
@@ -24,10 +25,27 @@ from interp.models import Model
 
 def _keep_graph(store: dict, key: int):
     def hook(act: Tensor, *, hook) -> Tensor:
+        if not act.requires_grad:
+            # The first hooked z becomes the graph's leaf (the weights are frozen for the pass); every
+            # later z depends on it through the residual stream, so its gradient keeps all paths.
+            act = act.detach().requires_grad_(True)
         store[key] = act
         return act  # returned so the stored tensor is the one the forward pass goes on with
 
     return hook
+
+
+@contextmanager
+def _frozen_weights(module: torch.nn.Module) -> Iterator[None]:
+    """Weights out of the graph: autograd then keeps no layer inputs for weight gradients nobody reads."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
 
 
 def attribution_batch(
@@ -39,7 +57,8 @@ def attribution_batch(
     check_positions(enc, positions)
     sites = z_sites(model)
     store: dict = {}
-    with torch.enable_grad(), model.hooks(fwd=[(s, _keep_graph(store, s.layer)) for s in sites]):
+    with torch.enable_grad(), _frozen_weights(model.hf), \
+            model.hooks(fwd=[(s, _keep_graph(store, s.layer)) for s in sites]):
         values = metric(model.next_token_logits(enc), rows)
         zs = [store[s.layer] for s in sites]
         grads = torch.autograd.grad(values.sum(), zs)
