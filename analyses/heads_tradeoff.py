@@ -2,7 +2,11 @@
 
 config -> compute -> plot -> write. For a (safety-trained) checkpoint:
 
-1. head study on a training split: refusal and truthfulness head scores, overlap, figures;
+1. head study on a training split: refusal and truthfulness head scores, overlap, figures; the overlap
+   ranks heads by the magnitude of their effect (``--rank-by signed`` for the signed ranking) and reports
+   Jaccard@{5,10,20,30} with permutation p-values and the chance level (mean of the permutation null),
+   once for the attribution maps over all heads and once for exact activation patching restricted to
+   the union of both maps' top-30 candidates (null over the candidates only); also ``overlap.md``;
 2. refusal direction (difference of means, layer chosen on a validation split): ablating it from every
    layer should raise attack success on held-out harmful prompts; adding it should make the model refuse
    held-out harmless prompts;
@@ -13,7 +17,9 @@ config -> compute -> plot -> write. For a (safety-trained) checkpoint:
 4. mean-ablation of the top refusal heads, the top truthfulness heads and the heads in both top-k sets,
    in turn: refusal rate and MC accuracy.
 
-    python analyses/heads_tradeoff.py --model PATH [--out figures/heads] [--n-eval 40]
+    python analyses/heads_tradeoff.py --model PATH [--out figures/heads] [--n-eval 40] [--rank-by magnitude]
+
+Run it once on the instruct model and once on the STL checkpoint for the two rows of the overlap table.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from interp.evaluate import generate, is_refusal, mc_scores
 from interp.evaluate.coherence import CoherenceJudge
 from interp.figures import save_figure
 from interp.heads import answer_activations, head_means, probe_heads, refusal_metric, truth_metric
+from interp.heads.scores import RankBy
 from interp.heads.study import HeadStudyConfig, run_head_study, write_head_study
 from interp.interventions import ablate_direction, add_direction, mean_ablate_heads, steer_heads
 from interp.io import write_json, write_text
@@ -79,6 +86,14 @@ class Config:
     """Torch device of the model (default: cuda if available, else cpu)."""
     dtype: str = "float32"
     """Dtype of the model's weights and activations (float32, bfloat16 or float16)."""
+    rank_by: RankBy = "magnitude"
+    """Head ranking of the overlap statistics: magnitude of the effect (either sign) or signed score."""
+    overlap_ks: tuple[int, ...] = (5, 10, 20, 30)
+    """Top-k sizes of the Jaccard overlap."""
+    candidate_k: int = 30
+    """Top-k heads of each attribution map patched exactly for the candidate overlap."""
+    n_permutations: int = 1000
+    """Permutations of the overlap tests."""
 
 
 def refusal_rate(replies: list[str]) -> float:
@@ -163,6 +178,25 @@ def tradeoff_figure(rows: list[dict]) -> go.Figure:
     return fig
 
 
+def overlap_markdown(model: str, overlaps: dict[str, dict]) -> str:
+    """Jaccard@k with p-value and chance level per k, one table row per comparison (``Overlap.to_dict``s)."""
+    ks = sorted({int(k) for ov in overlaps.values() for k in ov["jaccard"]})
+    head = "| comparison | ranking | heads | " + " | ".join(f"J@{k} (p; chance)" for k in ks) + " | Spearman (p) |"
+    lines = [f"## Head overlap: {model}", "", head, "|" + " --- |" * (len(ks) + 4)]
+    for name, ov in overlaps.items():
+        cells = []
+        for k in ks:
+            j, p, null = (ov[f].get(k, ov[f].get(str(k))) for f in ("jaccard", "jaccard_p", "jaccard_null"))
+            cells.append("n/a" if j is None else f"{j:.2f} ({p:.3g}; {null:.2f})")
+        lines.append(f"| {name} | {ov['rank_by']} | {ov['settings']['n_heads']} | " + " | ".join(cells)
+                     + f" | {ov['spearman']:.2f} ({ov['spearman_p']:.3g}) |")
+    lines += ["", "p: permutation test (chance of at least this overlap between unrelated rankings); chance: mean "
+              "Jaccard@k over the permutations. The candidate row compares exact activation-patching scores "
+              "on the union of both attribution maps' top-k heads by magnitude; its null permutes those heads "
+              "only.", ""]
+    return "\n".join(lines)
+
+
 def to_csv(rows: list[dict]) -> str:
     """The scalar columns of ``rows`` (example replies stay in the JSON)."""
     rows = [{k: v for k, v in r.items() if not isinstance(v, dict | list)} for r in rows]
@@ -183,10 +217,17 @@ def run(cfg: Config, out: str) -> dict:
 
     # 1. head study on the training split
     study = run_head_study(model, train["harmful"] + train["harmless"] + train["factual"],
-                           HeadStudyConfig(n_prompts=cfg.n_train, ks=(5, 10, 20), figure_k=10,
-                                           batch_size=cfg.batch_size, seed=cfg.seed))
+                           HeadStudyConfig(n_prompts=cfg.n_train, ks=cfg.overlap_ks,
+                                           figure_k=10 if 10 in cfg.overlap_ks else cfg.overlap_ks[0],
+                                           n_permutations=cfg.n_permutations, batch_size=cfg.batch_size,
+                                           seed=cfg.seed, rank_by=cfg.rank_by, candidate_k=cfg.candidate_k))
     write_head_study(model, study, out)
     results["overlap"] = study.overlap.to_dict()
+    results["candidate_overlap"] = study.candidates.overlap.to_dict()
+    results["candidate_heads"] = study.candidates.candidates
+    write_text(f"{out}/overlap.md", overlap_markdown(model.name, {
+        "attribution, all heads": results["overlap"],
+        f"activation patching, top-{cfg.candidate_k} candidates": results["candidate_overlap"]}))
 
     judge = CoherenceJudge.for_model(model)
     results["coherence_judge"] = judge.to_dict()
@@ -270,6 +311,13 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=d.batch_size)
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--data-dir", default=None, help="benchmark data directory (adds AdvBench)")
+    ap.add_argument("--rank-by", choices=["magnitude", "signed"], default=d.rank_by,
+                    help="head ranking of the overlap statistics (default: magnitude of the effect)")
+    ap.add_argument("--overlap-k", type=int, nargs="+", default=list(d.overlap_ks),
+                    help="top-k sizes of the Jaccard overlap")
+    ap.add_argument("--candidate-k", type=int, default=d.candidate_k,
+                    help="top-k heads of each attribution map patched exactly")
+    ap.add_argument("--permutations", type=int, default=d.n_permutations)
     add_device_args(ap)
     return ap.parse_args(argv)
 
@@ -278,15 +326,20 @@ def main(argv=None) -> int:
     a = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = Config(a.model, tuple(a.data), a.n_train, a.n_eval, a.max_new_tokens, a.top_k, tuple(a.alphas),
-                 tuple(a.scales), a.batch_size, a.seed, a.data_dir, a.device, a.dtype)
+                 tuple(a.scales), a.batch_size, a.seed, a.data_dir, a.device, a.dtype, rank_by=a.rank_by,
+                 overlap_ks=tuple(a.overlap_k), candidate_k=a.candidate_k, n_permutations=a.permutations)
     res = run(cfg, a.out)
     rd = res["refusal_direction"]
     print(f"refusal direction layer {rd['layer']}: ASR {rd['baseline']['asr_harmful']:.2f} -> "
           f"{rd['ablated']['asr_harmful']:.2f} when ablated ({rd['asr_increase_points']:+.0f} points); "
           f"harmless refusal {rd['baseline']['refusal_rate_harmless']:.2f} -> "
           f"{rd['added']['refusal_rate_harmless']:.2f} when added")
-    ov = res["overlap"]
-    print(f"overlap: Jaccard {ov['jaccard']}, Spearman {ov['spearman']:.3f} (p={ov['spearman_p']:.3g})")
+    for name in ("overlap", "candidate_overlap"):
+        ov = res[name]
+        print(f"{name} ({ov['rank_by']}, {ov['settings']['n_heads']} heads): "
+              + ", ".join(f"J@{k}={j:.2f} (p={ov['jaccard_p'][k]:.3g}, chance {ov['jaccard_null'][k]:.2f})"
+                          for k, j in ov["jaccard"].items())
+              + f", Spearman {ov['spearman']:.3f} (p={ov['spearman_p']:.3g})")
     for r in res["tradeoff"]:
         print(f"{r['method']:>16} strength {r['strength']:>5}: MC1 {r['mc1_accuracy']:.2f}, "
               f"ASR {r['asr_harmful']:.2f}")

@@ -10,6 +10,7 @@ from interp.cli.common import add_model_args
 
 def add_parser(sub) -> None:
     from interp.train import AlignConfig, ContrastiveConfig, SFTConfig
+    from interp.train.contrastive import POOLINGS
 
     p = sub.add_parser(
         "align", help="safety fine-tuning: stl, stl-aug or dcr (contrastive refinement + stl)",
@@ -38,8 +39,14 @@ def add_parser(sub) -> None:
     p.add_argument("--n-helpful", type=int, default=cfg.n_helpful,
                    help="(seemingly harmful, helpful) pairs; stl-aug")
     p.add_argument("--dcr-layer", type=int, default=con.layer, help="layer l of the contrastive stage")
-    p.add_argument("--dcr-steps", type=int, default=con.steps)
+    p.add_argument("--dcr-steps", type=int, default=con.steps, help="optimizer steps of the contrastive stage")
     p.add_argument("--dcr-lr", type=float, default=con.lr, help="learning rate of the contrastive stage")
+    p.add_argument("--dcr-margin", type=float, default=con.margin, help="Circle-loss relaxation margin m")
+    p.add_argument("--dcr-gamma", type=float, default=con.gamma, help="Circle-loss scale gamma")
+    p.add_argument("--dcr-pooling", choices=POOLINGS, default=con.pooling,
+                   help="pooling of layer l's states: the user's tokens, every prompt token, or the last token")
+    p.add_argument("--dcr-per-class", type=int, default=con.per_class,
+                   help="prompts of each class in every contrastive batch")
     p.add_argument("--track", choices=("none", "refusal", "kernel"), default="refusal",
                    help="record per-class refusal probability (refusal) and also gradient-kernel class "
                         "similarity (kernel) at every callback step")
@@ -56,7 +63,8 @@ def config_from(args):
     sft = SFTConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                     grad_accum=args.grad_accum, mixed_precision=args.mixed_precision, lora=lora)
     con = replace(ContrastiveConfig(), layer=args.dcr_layer, steps=args.dcr_steps, lr=args.dcr_lr,
-                  seed=args.seed)
+                  margin=args.dcr_margin, gamma=args.dcr_gamma, pooling=args.dcr_pooling,
+                  per_class=args.dcr_per_class, seed=args.seed)
     return AlignConfig(recipe=args.recipe, n_refusal=args.n_refusal, n_general=args.n_general,
                        n_helpful=args.n_helpful, sft=sft, contrastive=con, seed=args.seed)
 

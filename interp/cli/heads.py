@@ -31,6 +31,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, nargs="+", default=list(d.ks), help="top-k sizes for the overlap")
     p.add_argument("--figure-k", type=int, default=d.figure_k)
     p.add_argument("--permutations", type=int, default=d.n_permutations)
+    p.add_argument("--rank-by", choices=["signed", "magnitude"], default=d.rank_by,
+                   help="rank heads by signed score or by the magnitude of their effect")
+    p.add_argument("--candidates", type=int, default=d.candidate_k, metavar="K",
+                   help="also patch exactly the union of both attribution maps' top-K heads by magnitude")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(func=run)
@@ -40,7 +44,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> HeadStudyConfig:
     return HeadStudyConfig(n_prompts=args.n, method=args.method, probes=args.probes, ks=tuple(args.k),
                            figure_k=args.figure_k, n_permutations=args.permutations,
-                           batch_size=args.batch_size, seed=args.seed)
+                           batch_size=args.batch_size, seed=args.seed, rank_by=args.rank_by,
+                           candidate_k=args.candidates)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,5 +60,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"truthfulness top-5: {study.truth.top_k(5)}")
     print("overlap: " + ", ".join(f"J@{k}={ov.jaccard[k]:.2f} (p={ov.jaccard_p[k]:.3g})" for k in ov.jaccard)
           + f", Spearman={ov.spearman:.3f} (p={ov.spearman_p:.3g})")
+    if study.candidates is not None:
+        cov = study.candidates.overlap
+        print(f"exact patching on {len(study.candidates.candidates)} candidates: "
+              + ", ".join(f"J@{k}={cov.jaccard[k]:.2f} (p={cov.jaccard_p[k]:.3g})" for k in cov.jaccard))
     print(f"files in {args.out}")
     return 0

@@ -2,7 +2,10 @@
 
 Jaccard@k compares the top-k sets; Spearman's rho compares the whole rankings. Both get a seeded
 permutation-test p-value: the null shuffles which head carries which score in one of the two maps, so
-p is the chance that two unrelated rankings overlap at least this much.
+p is the chance that two unrelated rankings overlap at least this much; the mean Jaccard@k over the
+permutations is reported beside it as the chance baseline (about ``k / (2n - k)`` for ``n`` heads, see
+:func:`expected_jaccard`). Heads are ranked by signed score or by magnitude (``by="magnitude"``: the
+size of the causal effect, so strongly suppressing heads count as much as strongly promoting ones).
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 from jaxtyping import Float
-from scipy.stats import rankdata
+from scipy.stats import hypergeom, rankdata
 from torch import Tensor
 
-from interp.heads.scores import Head, HeadScores
+from interp.heads.scores import Head, HeadScores, RankBy, rank_by
 
 
 def jaccard(a: Sequence[Head], b: Sequence[Head]) -> float:
@@ -32,8 +35,18 @@ def spearman(x: Float[Tensor, "..."], y: Float[Tensor, "..."]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def _top_sets(ranks: np.ndarray, ks: Sequence[int]) -> dict[int, np.ndarray]:
-    return {k: ranks < k for k in ks}
+def expected_jaccard(n: int, k: int) -> float:
+    """Exact mean Jaccard@k of two independent uniformly random k-subsets of ``n`` heads.
+
+    The intersection ``X`` is hypergeometric (``n`` heads, ``k`` marked, ``k`` drawn), with
+    ``E[X] = k^2 / n``, and Jaccard is ``X / (2k - X)``. Plugging in ``E[X]`` gives ``k / (2n - k)``, an
+    underestimate (``x / (2k - x)`` is convex) by about a factor ``1 + 1/(2k)`` when ``k << n`` (10% at
+    k = 5, 2% at k = 30); this sums the distribution instead.
+    """
+    if not 0 < k <= n:
+        raise ValueError(f"need 0 < k <= n, got k={k}, n={n}")
+    x = np.arange(max(0, 2 * k - n), k + 1)
+    return float((hypergeom.pmf(x, n, k, k) * x / (2 * k - x)).sum())
 
 
 @dataclass(frozen=True)
@@ -55,7 +68,11 @@ class Overlap:
     shared: dict[int, list[Head]] = field(default_factory=dict)
     """Heads in both top-k sets, per k (in the first map's order)."""
     settings: dict = field(default_factory=dict)
-    """Permutations, seed, whether magnitudes were ranked."""
+    """Permutations, seed, ranking mode, number of heads compared, methods."""
+    jaccard_null: dict[int, float] = field(default_factory=dict)
+    """Mean Jaccard@k over the permutations: the overlap two unrelated rankings reach by chance."""
+    rank_by: RankBy = "signed"
+    """How both maps were ranked (``signed`` score or ``magnitude`` of the effect)."""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -64,38 +81,67 @@ class Overlap:
 
 
 def overlap(
-    a: HeadScores, b: HeadScores, ks: Sequence[int] = (5, 10, 20), n_permutations: int = 1000,
-    seed: int = 0, absolute: bool = False, names: tuple[str, str] | None = None,
+    a: HeadScores, b: HeadScores, ks: Sequence[int] = (5, 10, 20, 30), n_permutations: int = 1000,
+    seed: int = 0, absolute: bool = False, names: tuple[str, str] | None = None, *,
+    by: RankBy | None = None,
 ) -> Overlap:
-    """Jaccard@k, Spearman and their permutation p-values between two head-score maps."""
+    """Jaccard@k, Spearman and their permutation p-values between two head-score maps.
+
+    ``by="magnitude"`` ranks heads by ``|score|`` (the size of the causal effect, either sign);
+    ``by="signed"`` (default, or ``absolute=False``) by the score itself. k values larger than the number
+    of heads are dropped.
+    """
     if a.scores.shape != b.scores.shape:
         raise ValueError(f"head maps differ in shape: {tuple(a.scores.shape)} vs {tuple(b.scores.shape)}")
-    n = a.scores.numel()
-    ks = [k for k in ks if 0 < k <= n]
-    if not ks:
-        raise ValueError(f"no k in {ks} fits {n} heads")
-    ra = a.ranks(absolute).flatten().numpy()
-    rb = b.ranks(absolute).flatten().numpy()
-    sa = (a.scores.abs() if absolute else a.scores).flatten()
-    sb = (b.scores.abs() if absolute else b.scores).flatten()
-    ta, tb = _top_sets(ra, ks), _top_sets(rb, ks)
-    jac = {k: _jac(ta[k], tb[k]) for k in ks}
-    rho = spearman(sa, sb)
-    rng = np.random.default_rng(seed)
+    heads = [(la, h) for la in range(a.n_layers) for h in range(a.n_heads)]
+    return compare(a.scores.flatten(), b.scores.flatten(), heads, ks, n_permutations, seed,
+                   rank_by(absolute, by), names or (a.metric, b.metric), {"methods": [a.method, b.method]})
+
+
+def compare(
+    sa: Float[Tensor, " n"], sb: Float[Tensor, " n"], heads: Sequence[Head], ks: Sequence[int],
+    n_permutations: int, seed: int, by: RankBy, names: tuple[str, str], settings: dict,
+) -> Overlap:
+    """:func:`overlap` on two score vectors over the same ``heads``; the null permutes these heads only."""
+    n = len(heads)
+    if sa.shape != (n,) or sb.shape != (n,):
+        raise ValueError(f"scores of shape {tuple(sa.shape)}, {tuple(sb.shape)} for {n} heads")
+    kept = [k for k in ks if 0 < k <= n]
+    if not kept:
+        raise ValueError(f"no k in {tuple(ks)} fits {n} heads")
+    if by == "magnitude":
+        sa, sb = sa.abs(), sb.abs()
+    ra, rb = _ranks(sa), _ranks(sb)
+    ta, tb = {k: ra < k for k in kept}, {k: rb < k for k in kept}
+    jac = {k: _jac(ta[k], tb[k]) for k in kept}
     xa, xb = rankdata(sa.numpy()), rankdata(sb.numpy())
-    hits_j = dict.fromkeys(ks, 0)
+    rho = _rho(xa, xb)
+    rng = np.random.default_rng(seed)
+    hits_j, null_sum = dict.fromkeys(kept, 0), dict.fromkeys(kept, 0.0)
     hits_r = 0
     for _ in range(n_permutations):
         perm = rng.permutation(n)
-        for k in ks:
-            hits_j[k] += _jac(ta[k], tb[k][perm]) >= jac[k] - 1e-12
+        for k in kept:
+            j = _jac(ta[k], tb[k][perm])
+            hits_j[k] += j >= jac[k] - 1e-12
+            null_sum[k] += j
         hits_r += _rho(xa, xb[perm]) >= rho - 1e-12
-    pj = {k: (1 + hits_j[k]) / (1 + n_permutations) for k in ks}
-    shared = {k: [h for h in a.top_k(k, absolute) if h in set(b.top_k(k, absolute))] for k in ks}
-    names = names or (a.metric, b.metric)
-    settings = {"n_permutations": n_permutations, "seed": seed, "absolute": absolute,
-                "methods": [a.method, b.method]}
-    return Overlap(names[0], names[1], jac, pj, rho, (1 + hits_r) / (1 + n_permutations), shared, settings)
+    pj = {k: (1 + hits_j[k]) / (1 + n_permutations) for k in kept}
+    null = {k: null_sum[k] / n_permutations if n_permutations else expected_jaccard(n, k) for k in kept}
+    order_a = np.argsort(ra)
+    shared = {k: [tuple(heads[i]) for i in order_a[:k] if tb[k][i]] for k in kept}
+    settings = {"n_permutations": n_permutations, "seed": seed, "absolute": by == "magnitude",
+                "rank_by": by, "n_heads": n, **settings}
+    return Overlap(names[0], names[1], jac, pj, rho, (1 + hits_r) / (1 + n_permutations), shared, settings,
+                   null, by)
+
+
+def _ranks(s: Tensor) -> np.ndarray:
+    """Rank of every entry (0 = largest; ties by index, as :meth:`HeadScores.ranking`)."""
+    order = torch.argsort(s, descending=True, stable=True).numpy()
+    out = np.empty(len(order), dtype=np.int64)
+    out[order] = np.arange(len(order))
+    return out
 
 
 def _jac(x: np.ndarray, y: np.ndarray) -> float:
@@ -109,10 +155,12 @@ def _rho(rx: np.ndarray, ry: np.ndarray) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def top_k_agreement(a: HeadScores, b: HeadScores, k: int = 20, absolute: bool = False) -> float:
+def top_k_agreement(
+    a: HeadScores, b: HeadScores, k: int = 20, absolute: bool = False, *, by: RankBy | None = None
+) -> float:
     """Spearman correlation of the two maps restricted to the union of their top-k heads."""
-    heads = sorted(set(a.top_k(k, absolute)) | set(b.top_k(k, absolute)))
+    heads = sorted(set(a.top_k(k, absolute, by=by)) | set(b.top_k(k, absolute, by=by)))
     idx = torch.tensor([la * a.n_heads + h for la, h in heads])
-    sa = (a.scores.abs() if absolute else a.scores).flatten()[idx]
-    sb = (b.scores.abs() if absolute else b.scores).flatten()[idx]
+    sa = a.key(absolute, by=by).flatten()[idx]
+    sb = b.key(absolute, by=by).flatten()[idx]
     return spearman(sa, sb)

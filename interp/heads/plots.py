@@ -55,13 +55,14 @@ def overlap_figure(a: HeadScores, b: HeadScores, ov: Overlap, k: int, title: str
     fig.add_trace(_heatmap_trace(b, colorbar_x=1.0), 1, 2)
     shared = ov.shared[k]
     for col, s in ((1, a), (2, b)):
-        fig.add_trace(_marks(s.top_k(k, ov.settings.get("absolute", False)), f"top-{k}", "square-open",
+        fig.add_trace(_marks(s.top_k(k, by=ov.rank_by), f"top-{k}", "square-open",
                              "black", col == 1), 1, col)
         fig.add_trace(_marks(shared, f"shared top-{k}", "star", "gold", col == 1), 1, col)
     for col in (1, 2):
         fig.update_xaxes(title_text="head", row=1, col=col)
         fig.update_yaxes(title_text="layer", row=1, col=col)
-    sub = (f"Jaccard@{k} = {ov.jaccard[k]:.2f} (p = {ov.jaccard_p[k]:.3g}), "
+    null = f", chance {ov.jaccard_null[k]:.2f}" if k in ov.jaccard_null else ""
+    sub = (f"{ov.rank_by} ranking: Jaccard@{k} = {ov.jaccard[k]:.2f} (p = {ov.jaccard_p[k]:.3g}{null}), "
            f"Spearman = {ov.spearman:.2f} (p = {ov.spearman_p:.3g})")
     fig.update_layout(title=(title or f"{ov.a} vs {ov.b} heads") + f"<br><sup>{sub}</sup>",
                       width=1100, height=660, legend={"orientation": "h", "y": -0.12})

@@ -18,6 +18,21 @@ Head = tuple[int, int]
 
 Method = Literal["attribution", "activation_patching", "mean_ablation", "probe", "custom"]
 
+RankBy = Literal["signed", "magnitude"]
+"""How heads are ranked: by score (``signed``: the heads that most promote the behaviour) or by
+``|score|`` (``magnitude``: the heads with the largest causal effect, either sign)."""
+
+
+def rank_by(absolute: bool = False, by: RankBy | None = None) -> RankBy:
+    """The ranking mode of ``by``, or of the older ``absolute`` flag when ``by`` is not given."""
+    if by is None:
+        return "magnitude" if absolute else "signed"
+    if by not in ("signed", "magnitude"):
+        raise ValueError(f"by must be 'signed' or 'magnitude', got {by!r}")
+    if absolute and by == "signed":
+        raise ValueError("absolute=True contradicts by='signed'")
+    return by
+
 
 @dataclass(frozen=True)
 class HeadScores:
@@ -52,23 +67,30 @@ class HeadScores:
     def n_heads(self) -> int:
         return self.scores.shape[1]
 
-    def ranking(self, absolute: bool = False) -> list[Head]:
-        """All heads, best first (by score, or by its magnitude when ``absolute``); ties by index."""
-        flat = self.scores.flatten()
-        key = flat.abs() if absolute else flat
-        order = torch.argsort(key, descending=True, stable=True)
+    def key(self, absolute: bool = False, *, by: RankBy | None = None) -> Float[Tensor, "layer head"]:
+        """What the ranking sorts: the scores (``signed``) or their magnitudes (``magnitude``)."""
+        return self.scores.abs() if rank_by(absolute, by) == "magnitude" else self.scores
+
+    def ranking(self, absolute: bool = False, *, by: RankBy | None = None) -> list[Head]:
+        """All heads, best first; ties by index.
+
+        ``by="signed"`` (default) ranks by score; ``by="magnitude"`` by ``|score|``, so a head that
+        strongly suppresses the behaviour ranks as high as one that strongly promotes it. ``absolute=True``
+        is the older spelling of ``by="magnitude"``.
+        """
+        order = torch.argsort(self.key(absolute, by=by).flatten(), descending=True, stable=True)
         return [divmod(int(i), self.n_heads) for i in order]
 
-    def top_k(self, k: int, absolute: bool = False) -> list[Head]:
+    def top_k(self, k: int, absolute: bool = False, *, by: RankBy | None = None) -> list[Head]:
         """The ``k`` best heads as ``(layer, head)`` pairs."""
         if k < 0:
             raise ValueError(f"k must be >= 0, got {k}")
-        return self.ranking(absolute)[:k]
+        return self.ranking(absolute, by=by)[:k]
 
-    def ranks(self, absolute: bool = False) -> Float[Tensor, "layer head"]:
+    def ranks(self, absolute: bool = False, *, by: RankBy | None = None) -> Float[Tensor, "layer head"]:
         """Rank of every head (0 = best), laid out like :attr:`scores`."""
         out = torch.empty(self.scores.numel())
-        for r, (layer, head) in enumerate(self.ranking(absolute)):
+        for r, (layer, head) in enumerate(self.ranking(absolute, by=by)):
             out[layer * self.n_heads + head] = r
         return out.view_as(self.scores)
 

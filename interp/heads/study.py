@@ -15,12 +15,13 @@ from interp.data.prompts import PromptSet
 from interp.figures import save_figure
 from interp.heads.activations import head_patterns, suffix_positions, z_baseline
 from interp.heads.attribution import attribution_patching
+from interp.heads.candidates import CandidatePatching, PatchTarget, patch_candidates
 from interp.heads.metrics import refusal_metric, truth_metric
 from interp.heads.overlap import Overlap, overlap
 from interp.heads.patching import patch_heads
 from interp.heads.plots import attention_view, head_heatmap, html_page, overlap_figure
 from interp.heads.probes import probe_heads
-from interp.heads.scores import HeadScores
+from interp.heads.scores import HeadScores, RankBy
 from interp.io import write_json, write_text
 from interp.models import Model
 
@@ -43,6 +44,11 @@ class HeadStudyConfig:
     """Top-k marked on the overlap figure and shown as attention views."""
     n_permutations: int = 1000
     """Permutations of the overlap test."""
+    rank_by: RankBy = "signed"
+    """Rank heads by signed score or by the magnitude of their effect (overlap, figure, attention views)."""
+    candidate_k: int | None = None
+    """With attribution: also patch exactly the union of both maps' top-k heads by magnitude and report
+    the overlap of the exact scores there (``None``: skip)."""
     batch_size: int = 8
     """Prompts per forward pass."""
     seed: int = 0
@@ -53,6 +59,8 @@ class HeadStudyConfig:
             raise ValueError(f"figure_k={self.figure_k} must be one of ks={self.ks}")
         if self.n_prompts < 2:
             raise ValueError(f"n_prompts must be >= 2, got {self.n_prompts}")
+        if self.candidate_k is not None and (self.candidate_k < 1 or self.method != "attribution"):
+            raise ValueError(f"candidate_k={self.candidate_k} needs method='attribution' and k >= 1")
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,8 @@ class HeadStudy:
     """Settings."""
     examples: dict[str, list[str]]
     """A few prompts per class (for attention views)."""
+    candidates: CandidatePatching | None = None
+    """Exact patching on attribution's top candidates and its overlap, if asked for."""
 
 
 def _score(
@@ -93,7 +103,7 @@ def run_head_study(
 
     log.info("refusal heads: %d harmful prompts vs the harmless mean", len(harmful))
     ref_metric = refusal_metric(model.tokenizer)
-    base = z_baseline(model, harmless.texts, positions, cfg.batch_size)
+    ref_base = base = z_baseline(model, harmless.texts, positions, cfg.batch_size)
     refusal = _score(model, harmful.texts, ref_metric, base, cfg,
                      {"data": prompts.name, "clean": "harmful", "baseline": "harmless mean"})
 
@@ -106,9 +116,16 @@ def run_head_study(
                     "metric_note": "first-token log-prob margin, correct vs incorrect"})
 
     probes = probe_heads(model, factual, seed=cfg.seed, batch_size=cfg.batch_size) if cfg.probes else None
-    ov = overlap(refusal, truth, cfg.ks, cfg.n_permutations, cfg.seed, names=("refusal", "truthfulness"))
+    names = ("refusal", "truthfulness")
+    ov = overlap(refusal, truth, cfg.ks, cfg.n_permutations, cfg.seed, names=names, by=cfg.rank_by)
+    cands = None
+    if cfg.candidate_k is not None:
+        log.info("exact patching of the top-%d candidates of both maps", cfg.candidate_k)
+        cands = patch_candidates(model, refusal, truth, PatchTarget(harmful.texts, ref_metric, ref_base),
+                                 PatchTarget(items, tr_metric, base), cfg.candidate_k, cfg.ks, "magnitude",
+                                 cfg.n_permutations, cfg.seed, cfg.batch_size, names=names)
     examples = {"harmful": harmful.texts[:2], "factual": items[:2]}
-    return HeadStudy(refusal, truth, ov, probes, cfg, examples)
+    return HeadStudy(refusal, truth, ov, probes, cfg, examples, cands)
 
 
 def write_head_study(model: Model, study: HeadStudy, out: str | Path) -> list[Path]:
@@ -124,11 +141,14 @@ def write_head_study(model: Model, study: HeadStudy, out: str | Path) -> list[Pa
         *save_figure(head_heatmap(study.truth, "truthfulness heads"), out / "truth_heads_map"),
         *save_figure(overlap_figure(study.refusal, study.truth, study.overlap, k), out / "overlap_map"),
     ]
+    if study.candidates is not None:
+        written.append(write_json(out / "candidate_patching.json", study.candidates.to_dict()))
     if study.probes is not None:
         written.append(study.probes.to_json(out / "probe_heads.json"))
         fig = head_heatmap(study.probes, "ITI probes")
         written += save_figure(fig, out / "probe_heads_map")
-    heads = study.overlap.shared[k][:6] or study.refusal.top_k(3) + study.truth.top_k(3)
+    by = study.config.rank_by
+    heads = study.overlap.shared[k][:6] or study.refusal.top_k(3, by=by) + study.truth.top_k(3, by=by)
     sections = []
     for label, texts in study.examples.items():
         for text in texts:

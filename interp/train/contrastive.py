@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
 from jaxtyping import Float
@@ -22,11 +23,15 @@ from interp.data.prompts import PromptSet
 from interp.errors import EmptyPromptClassError
 from interp.hooks import Site, capture
 from interp.io import write_json
+from interp.models.chat_spans import user_token_mask
 from interp.train.freeze import freeze, tail_parameter_names
 from interp.train.loss import check_finite
 from interp.train.sft import Callback, run_callbacks
 
 log = logging.getLogger(__name__)
+
+Pooling = Literal["user", "mean", "last"]
+POOLINGS: tuple[str, ...] = get_args(Pooling)
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,9 @@ class ContrastiveConfig:
     """Circle-loss relaxation margin m."""
     gamma: float = 64.0
     """Circle-loss scale gamma (pytorch-metric-learning's default is 80)."""
-    pooling: str = "mean"
-    """``mean`` over prompt tokens or ``last`` token."""
+    pooling: Pooling = "user"
+    """``user``: mean over the user's own tokens (no template or system-prompt tokens); ``mean``: over
+    every token of the chat-formatted prompt; ``last``: the last token (the assistant header's end)."""
     seed: int = 0
     """Seed of the sampler."""
     max_tokens: int = 160
@@ -55,8 +61,8 @@ class ContrastiveConfig:
     """Steps between callback calls (also called before the first and after the last step)."""
 
     def __post_init__(self) -> None:
-        if self.pooling not in ("mean", "last"):
-            raise ValueError(f"pooling must be 'mean' or 'last', got {self.pooling!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.callback_every < 1:
             raise ValueError(f"callback_every must be >= 1, got {self.callback_every}")
         if self.per_class < 2:
@@ -95,9 +101,9 @@ def truncated(model, layer: int) -> Iterator[None]:
         yield
 
 
-def pooled(model, prompts: list[str], layer: int, pooling: str) -> Float[Tensor, "batch d_model"]:
+def pooled(model, prompts: list[str], layer: int, pooling: Pooling) -> Float[Tensor, "batch d_model"]:
     """Pooled output of block ``layer`` (its ``resid_post``, before any final norm) on chat-formatted
-    prompts (call inside :func:`truncated`)."""
+    prompts (call inside :func:`truncated`); ``pooling`` as in :class:`ContrastiveConfig`."""
     enc = model.encode_chat(prompts)
     got: dict = {}
     # The hook, not ``hidden_states[layer + 1]``: transformers replaces the last hidden state by the
@@ -108,7 +114,14 @@ def pooled(model, prompts: list[str], layer: int, pooling: str) -> Float[Tensor,
     h = got["h"]
     if pooling == "last":
         return h[:, -1]
-    mask = enc.attention_mask.unsqueeze(-1).to(h.dtype)
+    if pooling == "user":
+        keep_BS = user_token_mask(model, prompts)
+        if keep_BS.shape != enc.attention_mask.shape or (keep_BS & ~enc.attention_mask.bool()).any():
+            raise ValueError(f"user-token mask {tuple(keep_BS.shape)} does not fit the encoded batch "
+                             f"{tuple(enc.attention_mask.shape)}")
+    else:
+        keep_BS = enc.attention_mask.bool()
+    mask = keep_BS.unsqueeze(-1).to(h.dtype)
     return (h * mask).sum(1) / mask.sum(1)
 
 
