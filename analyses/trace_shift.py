@@ -45,7 +45,8 @@ def compute_agreement(args) -> dict:
                                  for lab in args.labels.split(",")])
     out = {}
     for name, path in (("before", args.base), ("after", str(Path(args.run) / "model"))):
-        result = policy_agreement(load_model(path, device=args.device, dtype=args.dtype), prompts, new, old, args.max_new_tokens)
+        model = load_model(path, device=args.device, dtype=args.dtype)
+        result = policy_agreement(model, prompts, new, old, args.max_new_tokens)
         out[name] = asdict(result)
     return out
 
