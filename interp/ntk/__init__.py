@@ -4,11 +4,19 @@ from interp.ntk.callback import KernelCallback, KernelRecord
 from interp.ntk.config import NTKConfig
 from interp.ntk.exact import exact_frobenius, jacobian
 from interp.ntk.params import ParamSelection, select_parameters
-from interp.ntk.similarity import KernelMatrix, kernel_frobenius, kernel_similarity, normalise
+from interp.ntk.similarity import (
+    ClassStats,
+    KernelMatrix,
+    PairStat,
+    kernel_frobenius,
+    kernel_similarity,
+    normalise,
+    symmetric,
+)
 from interp.ntk.sketch import CountSketch, NTKSketcher, PromptSketch, frobenius_from_sketches
 
 __all__ = [
-    "CountSketch", "KernelCallback", "KernelMatrix", "KernelRecord", "NTKConfig", "NTKSketcher",
-    "ParamSelection", "PromptSketch", "exact_frobenius", "frobenius_from_sketches", "jacobian",
-    "kernel_frobenius", "kernel_similarity", "normalise", "select_parameters",
+    "ClassStats", "CountSketch", "KernelCallback", "KernelMatrix", "KernelRecord", "NTKConfig", "NTKSketcher",
+    "PairStat", "ParamSelection", "PromptSketch", "exact_frobenius", "frobenius_from_sketches", "jacobian",
+    "kernel_frobenius", "kernel_similarity", "normalise", "select_parameters", "symmetric",
 ]
