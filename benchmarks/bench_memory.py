@@ -91,33 +91,20 @@ def build(model, batch: int, n_new: int, tmp: Path) -> tuple[list[Analysis], int
     heads = [(la, h) for la in range(model.spec.n_layers) for h in range(model.spec.n_heads)][:8]
     mid = model.spec.n_layers // 2
 
-    def sft_step():
+    def sft_step(lora: bool = False):
         from interp.train.examples import SFTExample, collate
 
-        exs = [SFTExample(p, "I can't help with that.", "refusal") for p in prompts]
-        b = collate(model, exs, 256).to(model.device)
-        params = [p for p in model.hf.parameters()]
-        for p in params:
-            p.requires_grad_(True)
-        opt = torch.optim.AdamW(params, lr=1e-12)  # lr ~ 0: later rows see the same weights
-        model.hf.train()
-        loss = model.hf(input_ids=b.input_ids, attention_mask=b.attention_mask, labels=b.labels).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        model.hf.eval()
-        return float(loss.detach())
+        if lora:  # last row: the adapters go into the model in place (the full-model rows ran before)
+            from interp.train.lora import LoRAConfig, apply_lora
 
-    def lora_step():
-        # Last row: it puts adapters into the model in place (the full-model rows ran before).
-        from interp.train.examples import SFTExample, collate
-        from interp.train.lora import LoRAConfig, apply_lora
-
-        apply_lora(model, LoRAConfig(rank=16), seed=0)
+            apply_lora(model, LoRAConfig(rank=16), seed=0)
+        else:
+            for p in model.hf.parameters():
+                p.requires_grad_(True)
         exs = [SFTExample(p, "I can't help with that.", "refusal") for p in prompts]
         b = collate(model, exs, 256).to(model.device)
         params = [p for p in model.hf.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=1e-12)
+        opt = torch.optim.AdamW(params, lr=1e-12)  # lr ~ 0: later rows see the same weights
         model.hf.train()
         loss = model.hf(input_ids=b.input_ids, attention_mask=b.attention_mask, labels=b.labels).loss
         loss.backward()
@@ -159,7 +146,7 @@ def build(model, batch: int, n_new: int, tmp: Path) -> tuple[list[Analysis], int
                  "greedy, KV cache; first batch checked against an uncached forward"),
         Analysis("SFT step (AdamW, full model)", sft_step, 3, 2, n * seq,
                  "forward + backward + AdamW step; HF loss over full logits"),
-        Analysis("SFT step (LoRA r=16 on q/v, peft)", lora_step, 0, 2, n * seq,
+        Analysis("SFT step (LoRA r=16 on q/v, peft)", lambda: sft_step(lora=True), 0, 2, n * seq,
                  "adapters only in the optimizer; frozen base weights (adapter state is ~0.1% of params)"),
     ], seq
 

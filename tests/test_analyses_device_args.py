@@ -4,28 +4,19 @@ Only the argument parsers run here (no model is loaded): each script exposes ``p
 """
 
 import argparse
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import ANALYSES
+from helpers import load_analysis as analysis
 
 from interp.cli.report import STAGES, stage_argv
 
-ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
 PENDING: set[str] = set()  # scripts not yet given --device/--dtype
 # arguments a script requires before it parses at all
 REQUIRED = {"trace_shift": ["--run", "RUN", "--policy", "POLICY.toml"]}
 MODEL_SCRIPTS = sorted(p.stem for p in ANALYSES.glob("*.py")
                        if "load_model(" in p.read_text() and p.stem not in PENDING)
-
-
-def analysis(name: str):
-    spec = importlib.util.spec_from_file_location(f"analysis_{name}", ANALYSES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
 
 
 def load_model_calls(source: str) -> list[str]:

@@ -5,26 +5,15 @@ builds them all against the real benchmark files (held-out halves included) for 
 shows on a re-creation of the old heads-analysis split (40% by a seed-dependent hash) that it bites.
 """
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
+from helpers import load_analysis as analysis
 
 from interp.data.prompts import PromptSet
 from interp.data.registry import load_prompt_sets
 from interp.data.selection import DataSelection
 
-ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
 SEEDS = (0, 1, 2, 7, 12345)
-
-
-def analysis(name: str):
-    spec = importlib.util.spec_from_file_location(f"analysis_{name}", ANALYSES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
 
 
 def selections(data_dir, seed: int) -> list[DataSelection]:

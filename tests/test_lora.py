@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from helpers import Kill
 
 from interp.models import TinyConfig, load_model
 from interp.train import SFTConfig, SFTExample, train_sft
@@ -83,21 +84,12 @@ def test_adapter_file_loads_into_plain_peft_and_merged_model_reloads(tmp_path):
     assert torch.equal(_real_logits(reloaded, enc), _real_logits(model, enc))
 
 
-class _Kill:
-    def __init__(self, at: int):
-        self.at = at
-
-    def __call__(self, model, step):
-        if step == self.at:
-            raise KeyboardInterrupt
-
-
 def test_lora_resume_is_exact(tmp_path):
     cfg = replace(CFG, callback_every=1)
     straight = _tiny()
     train_sft(straight, EXAMPLES, cfg, tmp_path / "a")
     with pytest.raises(KeyboardInterrupt):
-        train_sft(_tiny(), EXAMPLES, cfg, tmp_path / "b", callbacks=[_Kill(4)])
+        train_sft(_tiny(), EXAMPLES, cfg, tmp_path / "b", callbacks=[Kill(4)])
     assert (tmp_path / "b" / "checkpoint" / "state.json").exists()
     resumed = _tiny()
     train_sft(resumed, EXAMPLES, cfg, tmp_path / "b")

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from helpers import Kill
 
 from interp.data.preferences import LabelledPair
 from interp.data.prompts import Prompt
@@ -28,15 +29,6 @@ def _items() -> list[TrainItem]:
         kind = ("dpo", "npo", "kl")[i % 3]
         out.append(TrainItem(kind, pair, 0.1 if kind == "kl" else 1.0 + i / 10, i))
     return out
-
-
-class _Kill:
-    def __init__(self, at: int):
-        self.at = at
-
-    def __call__(self, model, step):
-        if step == self.at:
-            raise KeyboardInterrupt
 
 
 def test_training_lowers_the_weighted_losses(tmp_path):
@@ -62,7 +54,7 @@ def test_resumed_run_matches_uninterrupted_bitwise(tmp_path):
     straight = load_model("tiny", device="cpu")
     train_realign(straight, items, CFG, tmp_path / "a")
     with pytest.raises(KeyboardInterrupt):
-        train_realign(load_model("tiny", device="cpu"), items, CFG, tmp_path / "b", callbacks=[_Kill(3)])
+        train_realign(load_model("tiny", device="cpu"), items, CFG, tmp_path / "b", callbacks=[Kill(3)])
     state = json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())
     assert state["step"] == 2  # the checkpoint of the step before the kill
     resumed = load_model("tiny", device="cpu")  # a fresh process starts from θ_ref again
@@ -75,7 +67,7 @@ def test_resumed_run_matches_uninterrupted_bitwise(tmp_path):
 def test_resume_with_other_settings_is_refused(tmp_path):
     items = _items()
     with pytest.raises(KeyboardInterrupt):
-        train_realign(load_model("tiny", device="cpu"), items, CFG, tmp_path / "r", callbacks=[_Kill(2)])
+        train_realign(load_model("tiny", device="cpu"), items, CFG, tmp_path / "r", callbacks=[Kill(2)])
     other = RealignConfig(**{**CFG.__dict__, "beta": 0.5})
     with pytest.raises(ValueError, match="other data or settings"):
         train_realign(load_model("tiny", device="cpu"), items, other, tmp_path / "r")

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from helpers import Kill
 
 from interp.data.prompts import Prompt, PromptSet
 from interp.errors import DataFormatError, NonFiniteLossError
@@ -47,22 +48,13 @@ def test_sft_lowers_loss_and_saves_loadable_model(tmp_path):
     assert not (tmp_path / "run" / "checkpoint").exists()
 
 
-class _Kill:
-    def __init__(self, at: int):
-        self.at = at
-
-    def __call__(self, model, step):
-        if step == self.at:
-            raise KeyboardInterrupt
-
-
 def test_resumed_run_matches_uninterrupted_bitwise(tmp_path):
     cfg = SFTConfig(**{**CFG.__dict__, "callback_every": 1})
     straight = _tiny()
     train_sft(straight, EXAMPLES, cfg, tmp_path / "a")
     killed = _tiny()
     with pytest.raises(KeyboardInterrupt):
-        train_sft(killed, EXAMPLES, cfg, tmp_path / "b", callbacks=[_Kill(4)])
+        train_sft(killed, EXAMPLES, cfg, tmp_path / "b", callbacks=[Kill(4)])
     assert (tmp_path / "b" / "checkpoint" / "state.json").exists()
     resumed = _tiny()  # a fresh process would start from the base weights too
     result = train_sft(resumed, EXAMPLES, cfg, tmp_path / "b")
@@ -87,7 +79,7 @@ class _Payload:
 def test_checkpoint_with_pickled_code_is_refused_not_run(tmp_path):
     cfg = replace(CFG, callback_every=1)
     with pytest.raises(KeyboardInterrupt):
-        train_sft(_tiny(), EXAMPLES, cfg, tmp_path / "run", callbacks=[_Kill(2)])  # checkpoint of step 1 written
+        train_sft(_tiny(), EXAMPLES, cfg, tmp_path / "run", callbacks=[Kill(2)])  # checkpoint of step 1 written
     optim = tmp_path / "run" / "checkpoint" / "optim.pt"
     state = torch.load(optim, weights_only=True)  # what train_sft writes loads without pickle
     assert set(state) == {"optimizer", "scheduler"}

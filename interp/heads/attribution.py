@@ -8,8 +8,7 @@ for all heads at once; exact patching needs one forward per head (:mod:`interp.h
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import einops
 import torch
@@ -21,6 +20,7 @@ from interp.heads.activations import baseline_rows, batches, check_positions, z_
 from interp.heads.metrics import Metric
 from interp.heads.scores import HeadScores
 from interp.models import Model
+from interp.models.params import only_these_require_grad
 
 
 def _keep_graph(store: dict, key: int):
@@ -35,19 +35,6 @@ def _keep_graph(store: dict, key: int):
     return hook
 
 
-@contextmanager
-def _frozen_weights(module: torch.nn.Module) -> Iterator[None]:
-    """Weights out of the graph: autograd then keeps no layer inputs for weight gradients nobody reads."""
-    flags = [(p, p.requires_grad) for p in module.parameters()]
-    try:
-        for p, _ in flags:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-
-
 def attribution_batch(
     model: Model, prompts: Sequence[str], rows: Sequence[int], metric: Metric,
     baseline: Float[Tensor, "b pos layer head d_head"], positions: int,
@@ -57,7 +44,8 @@ def attribution_batch(
     check_positions(enc, positions)
     sites = z_sites(model)
     store: dict = {}
-    with torch.enable_grad(), _frozen_weights(model.hf), \
+    # No weight in the graph: autograd then keeps no layer inputs for weight gradients nobody reads.
+    with torch.enable_grad(), only_these_require_grad(model, {}), \
             model.hooks(fwd=[(s, _keep_graph(store, s.layer)) for s in sites]):
         values = metric(model.next_token_logits(enc), rows)
         zs = [store[s.layer] for s in sites]

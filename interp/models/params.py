@@ -15,6 +15,9 @@ the copies storage of their own.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 _WRAPPED = "_original_component"
@@ -129,3 +132,17 @@ def hf_state_dict(hf_model: torch.nn.Module) -> dict[str, torch.Tensor]:
     if getattr(hf_model.config, "tie_word_embeddings", False):
         out.pop("lm_head.weight", None)
     return out
+
+
+@contextmanager
+def only_these_require_grad(model, params: dict[str, torch.nn.Parameter]) -> Iterator[None]:
+    """Within the block only ``params`` require grad (no wasted backward work); flags restored after."""
+    before = {n: p.requires_grad for n, p in model.named_parameters().items()}
+    keep = {id(p) for p in params.values()}
+    try:
+        for p in model.named_parameters().values():
+            p.requires_grad_(id(p) in keep)
+        yield
+    finally:
+        for n, p in model.named_parameters().items():
+            p.requires_grad_(before[n])

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import torch
 
 from interp.errors import InterpError
+from interp.models.params import only_these_require_grad
+
+__all__ = ["only_these_require_grad", "select_parameters"]
 
 
 def select_parameters(model, patterns: Sequence[str]) -> dict[str, torch.nn.Parameter]:
@@ -23,17 +25,3 @@ def select_parameters(model, patterns: Sequence[str]) -> dict[str, torch.nn.Para
                               f"(names look like: {sample}, ...)")
         out.update((n, named[n]) for n in hits)
     return out
-
-
-@contextmanager
-def only_these_require_grad(model, params: dict[str, torch.nn.Parameter]) -> Iterator[None]:
-    """Within the block only ``params`` require grad (no wasted backward work); flags restored after."""
-    before = {n: p.requires_grad for n, p in model.named_parameters().items()}
-    keep = {id(p) for p in params.values()}
-    try:
-        for p in model.named_parameters().values():
-            p.requires_grad_(id(p) in keep)
-        yield
-    finally:
-        for n, p in model.named_parameters().items():
-            p.requires_grad_(before[n])

@@ -1,0 +1,29 @@
+"""Small pieces several test files share (the tests folder is on sys.path under pytest)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
+
+
+class Kill:
+    """A training callback that interrupts the run at step ``at`` (as a kill would), for resume tests."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def __call__(self, model, step):
+        if step == self.at:
+            raise KeyboardInterrupt
+
+
+def load_analysis(name: str):
+    """Import ``analyses/NAME.py`` as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(f"analysis_{name}", ANALYSES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
