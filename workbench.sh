@@ -47,9 +47,11 @@ print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, GPU usable: {torch
 
 setup() {
   # Static PNG export (kaleido) needs a Chromium; Debian's package works offline.
-  if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || echo "warning: chromium not installed; figures will be written as HTML + JSON without PNG" >&2
+  # The explorer's browser tests drive it through Debian's chromedriver (selenium; no browser download).
+  if { ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; } \
+      && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+      || echo "warning: chromium/chromium-driver not installed; PNG figures and browser tests need them" >&2
   fi
   [ -x "$PY" ] || "$BASE_PY" -m venv "$VENV"
   install_torch
@@ -71,7 +73,7 @@ lock() {
   local tmp; tmp=$(mktemp); echo "${TORCH}+cpu" >"$tmp"
   local links=(); [ -d /opt/wheels ] && links=(--find-links /opt/wheels)
   # The +cpu constraint makes uv read the CPU wheel's metadata (no nvidia-* packages in the lock).
-  "$VENV/bin/uv" pip compile pyproject.toml --extra dev --python-version 3.11 "${links[@]}" -c "$tmp" \
+  "$VENV/bin/uv" pip compile pyproject.toml --extra dev --extra explorer --python-version 3.11 "${links[@]}" -c "$tmp" \
     --no-emit-package torch --upgrade -o requirements.lock
   rm -f "$tmp"
 }
