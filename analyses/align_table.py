@@ -6,6 +6,15 @@ seemingly harmful prompts per source (XSTest safe, OKTest, CoCoNot contrast, JBB
 refusal rate on harmful prompts per source (AdvBench, HarmBench, CatQA, JBB, built-in), compliance on
 harmless prompts, factual MC1. Also draws refusal probability and gradient-kernel similarity over
 training from each run's ``train.json``. Writes table.csv/json and figures into --out.
+
+The DCR test (paired against STL on the 363 held-out seemingly harmful and 517 harmful prompts, with
+the data directory; three seeds; the paper code's kernel at 25 prompts per class):
+
+    python analyses/align_table.py --data-dir ../shared/data --recipes stl dcr dcr-frozen --compare-to stl \
+        --seeds 0 1 2 --kernel-per-class 25 --kernel-top-k 10 --kernel-last-layers 2
+
+A model trained with seed s > 0 is named RECIPE-sS (checkpoint RUNS/RECIPE-sS); it is compared with the
+reference trained with the same seed where there is one, and seeds.md summarises mean ± sd over seeds.
 """
 
 from __future__ import annotations
@@ -13,12 +22,27 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-RECIPES = ("stl", "stl-aug", "dcr", "dcr-strong")
-VARIANTS = {"dcr-strong": ("dcr", {"lr": 2e-5})}
-"""Named runs that are a recipe with other contrastive-stage settings: name -> (recipe, overrides)."""
+RECIPES = ("stl", "stl-aug", "dcr", "dcr-frozen", "dcr-strong")
+VARIANTS = {"dcr-strong": ("dcr", {"lr": 2e-5}, {}),
+            "dcr-frozen": ("dcr", {}, {"protect": "freeze"}),
+            "dcr-lowlr": ("dcr", {}, {"protect": "lr"})}
+"""Named runs that are a recipe with other settings: name -> (recipe, contrastive-stage overrides,
+AlignConfig overrides); ``dcr-frozen`` keeps the layers <= l fixed during STL, ``dcr-lowlr`` slows them."""
+
+
+def seeded(name: str, seed: int) -> str:
+    """The model name of ``name`` trained with ``seed`` (seed 0 keeps the plain name)."""
+    return name if seed == 0 else f"{name}-s{seed}"
+
+
+def unseeded(name: str) -> tuple[str, int]:
+    """``dcr-s2`` -> (``dcr``, 2); ``dcr`` -> (``dcr``, 0)."""
+    head, _, tail = name.rpartition("-s")
+    return (head, int(tail)) if head and tail.isdigit() else (name, 0)
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -44,6 +68,15 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--kernel-only", action="store_true", help="with --only: measure kernels, skip evaluation")
     p.add_argument("--kernel-per-class", type=int, default=4,
                    help="held-out prompts per class for the gradient-kernel similarity at each checkpoint (0: skip)")
+    p.add_argument("--kernel-top-k", type=int, default=0,
+                   help="kernel on each prompt's own top-k first-token logits (the paper's code: 10; 0: all logits)")
+    p.add_argument("--kernel-last-layers", type=int, default=0,
+                   help="kernel over the last L blocks and the final norm only (0: every parameter)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="overrides",
+                   help="AlignConfig setting of every recipe this table trains, repeatable; dotted for the stages "
+                        "(n_general=640, contrastive.layer=6, sft.lr=4e-5); values are JSON, else strings")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="train and evaluate every recipe with each seed (seed s > 0: model RECIPE-sS)")
     add_device_args(p)  # every model this table loads (base, checkpoints, judge, recipes it trains)
     return p.parse_args(argv)
 
@@ -91,32 +124,62 @@ def data_selection(data_dir, per_source: int | None = None, seed: int = 0):
                          recipes.evaluation | {"table": eval_prompts(data_dir, per_source, None)})
 
 
-def checkpoint(recipe: str, runs: Path, data_dir, train: bool, device=None, dtype: str = "float32") -> Path | None:
-    path = runs / recipe / "model"
+def align_config(recipe: str, seed: int = 0, overrides: Sequence[str] = ()):
+    """The AlignConfig of a recipe or :data:`VARIANTS` name, with ``--set FIELD=VALUE`` overrides applied."""
+    from dataclasses import fields, replace
+
+    from interp.train import AlignConfig, ContrastiveConfig, SFTConfig
+
+    base, con_overrides, align_overrides = VARIANTS.get(recipe, (recipe, {}, {}))
+    parts: dict[str, dict] = {"": dict(align_overrides), "contrastive": dict(con_overrides), "sft": {}}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        stage, _, field = key.rpartition(".")
+        if not sep or stage not in parts:
+            raise SystemExit(f"--set {item!r}: expected FIELD=VALUE with FIELD, contrastive.FIELD or sft.FIELD")
+        known = {f.name for f in fields({"": AlignConfig, "contrastive": ContrastiveConfig, "sft": SFTConfig}[stage])}
+        if field not in known:
+            raise SystemExit(f"--set {item!r}: unknown field {field!r}; expected one of {sorted(known)}")
+        try:
+            parts[stage][field] = json.loads(raw)
+        except json.JSONDecodeError:
+            parts[stage][field] = raw
+    con = replace(ContrastiveConfig(), **{"seed": seed, **parts["contrastive"]})
+    sft = replace(SFTConfig(), **{"seed": seed, **parts["sft"]})
+    return AlignConfig(**{"recipe": base, "seed": seed, **parts[""], "contrastive": con, "sft": sft})
+
+
+def checkpoint(recipe: str, runs: Path, data_dir, train: bool, device=None, dtype: str = "float32",
+               seed: int = 0, base_model: str | None = None, overrides: Sequence[str] = ()) -> Path | None:
+    """RUNS/NAME/model of ``recipe`` trained with ``seed`` (NAME: :func:`seeded`) from ``base_model``
+    (default: the embedded model), trained when missing."""
+    name = seeded(recipe, seed)
+    path = runs / name / "model"
     if (path / "config.json").exists():
         return path
     if not train:
         return None
-    from dataclasses import replace
-
     from interp.models import load_model
-    from interp.train import AlignConfig, ContrastiveConfig, align
+    from interp.train import align
     from interp.train.align import suite_align_data
     from interp.train.tracking import tracking_callbacks
 
-    base, overrides = VARIANTS.get(recipe, (recipe, {}))
-    config = AlignConfig(recipe=base, contrastive=replace(ContrastiveConfig(), **overrides))
-    model = load_model(device=device, dtype=dtype)
-    align(model, suite_align_data(data_dir), config, runs / recipe,
-          callbacks=tracking_callbacks(model, data_dir, kernel=False))  # kernels: per checkpoint, below
+    config = align_config(recipe, seed, overrides)
+    model = load_model(*([base_model] if base_model else []), device=device, dtype=dtype)
+    # one self-distillation cache for every recipe and seed (answers are the base model's, per prompt)
+    align(model, suite_align_data(data_dir, seed=seed), config, runs / name,
+          callbacks=tracking_callbacks(model, data_dir, kernel=False), cache_dir=runs / "cache")
+    # kernels: per checkpoint, below
     return path
 
 
 def kernel_at_checkpoints(models: dict[str, str], runs: Path, data_dir, per_class: int, out: Path,
-                          only=None, reuse: bool = False, device=None, dtype: str = "float32") -> dict:
+                          only=None, reuse: bool = False, device=None, dtype: str = "float32", ntk=None) -> dict:
     """Sketched NTK class similarities of every checkpoint (DCR also after its contrastive stage).
 
-    Each checkpoint's result is cached as OUT/kernel_NAME.json, so checkpoints can be measured apart.
+    ``ntk``: the kernel's :class:`~interp.ntk.config.NTKConfig` (default: the full-vocabulary sketch).
+    Each checkpoint's result is cached as OUT/kernel_NAME.json, so checkpoints can be measured apart; it
+    holds the paper's class means and the symmetric ones with bootstrap CIs over prompts.
     """
     from interp.io import write_json
     from interp.models import load_model
@@ -124,6 +187,7 @@ def kernel_at_checkpoints(models: dict[str, str], runs: Path, data_dir, per_clas
     from interp.ntk.similarity import kernel_similarity
     from interp.train.tracking import probe_prompts
 
+    ntk = ntk or NTKConfig()
     probes = probe_prompts(data_dir, per_class, seed=1)
     stages = {}
     for name, ref in models.items():  # training order: a DCR run's contrastive stage before its end
@@ -136,18 +200,33 @@ def kernel_at_checkpoints(models: dict[str, str], runs: Path, data_dir, per_clas
         cached = out / f"kernel_{name}.json"
         if reuse and cached.exists():
             saved = json.loads(cached.read_text())
-            if (saved.get("n_per_class") != per_class or saved.get("config") != NTKConfig().to_dict()
+            # from_dict fills fields added since the cache was written with their defaults
+            if (saved.get("n_per_class") != per_class or NTKConfig.from_dict(saved.get("config", {})) != ntk
                     or saved.get("dtype", "float32") != dtype):
                 raise ValueError(f"{cached} was measured with other settings; delete it or run without --reuse")
             result[name] = saved["class_means"]
             continue
         if only is not None and name not in only:
             continue
-        km = kernel_similarity(load_model(ref, device=device, dtype=dtype), probes, NTKConfig())
+        km = kernel_similarity(load_model(ref, device=device, dtype=dtype), probes, ntk)
         result[name] = {f"{a} x {b}": v for (a, b), v in km.class_means().items()}
+        sym = km.class_stats("symmetric")
         write_json(cached, {"class_means": result[name], "model": ref, "n_per_class": per_class,
-                            "config": NTKConfig().to_dict(), "dtype": dtype})
+                            "config": ntk.to_dict(), "dtype": dtype,
+                            "symmetric": {f"{a} x {b}": {"mean": v.mean, "low": v.low, "high": v.high}
+                                          for (a, b), v in sym.pairs.items()},
+                            "cross_within_ratio": _ratio(sym, "seemingly_harmful", "harmful")})
     return result
+
+
+def _ratio(stats, a: str, b: str) -> dict | None:
+    from interp.errors import EmptyPromptClassError
+
+    try:
+        r = stats.cross_within_ratio(a, b)
+    except EmptyPromptClassError:  # a class missing from the probes: no ratio to report
+        return None
+    return {"pair": [a, b], "mean": r.mean, "low": r.low, "high": r.high}
 
 
 def training_histories(recipes, runs: Path, out: Path) -> dict[str, dict]:
@@ -181,6 +260,56 @@ def kernel_figure(kernels: dict):
     fig.update_layout(title="normalised gradient-kernel similarity ||K(x',x)||/||K(x',x')|| by checkpoint",
                       barmode="group", template="plotly_white", yaxis_title="mean similarity")
     return fig
+
+
+def kernel_config(args):
+    """The gradient kernel measured at every checkpoint: the full-vocabulary sketch, or with --kernel-top-k
+    and --kernel-last-layers the paper code's variant."""
+    from interp.ntk.config import NTKConfig
+
+    return NTKConfig(top_k=args.kernel_top_k or None, last_layers=args.kernel_last_layers or None)
+
+
+def reference_for(name: str, reference: str, evaluated: dict) -> str | None:
+    """The model ``name`` is compared with: the reference trained with the same seed when it was evaluated,
+    else the plain reference (``base`` has no seeds); None when neither was."""
+    _, seed = unseeded(name)
+    for cand in (seeded(reference, seed), reference):
+        if cand in evaluated:
+            return cand
+    return None
+
+
+def seed_summary(results: dict, comparisons: dict) -> dict:
+    """Per recipe and pooled key metric: mean and sd over seeds of the value and of the paired difference."""
+    import numpy as np
+
+    groups: dict[str, list[str]] = {}
+    for name in results:
+        groups.setdefault(unseeded(name)[0], []).append(name)
+    out = {}
+    for recipe, names in groups.items():
+        rows = {}
+        for key in sorted({k for n in names for k in results[n] if _key(k) and "[" not in k}):
+            vals = [results[n][key].mean for n in names if key in results[n]]
+            diffs = [c.diff for n in names for c in comparisons.get(n, []) if c.metric == key]
+            rows[key] = {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
+                         "n_seeds": len(vals), "diff_mean": float(np.mean(diffs)) if diffs else None,
+                         "diff_sd": float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None,
+                         "diffs": diffs}
+        out[recipe] = {"models": names, "metrics": rows}
+    return out
+
+
+def seed_markdown(spread: dict, reference: str) -> str:
+    head = (f"| recipe | metric | mean ± sd over seeds | minus {reference} (same seed): mean ± sd | seeds |\n"
+            "|---|---|---|---|---|\n")
+    body = ""
+    for recipe, g in spread.items():
+        for key, r in g["metrics"].items():
+            diff = "" if r["diff_mean"] is None else f"{r['diff_mean']:+.3f} ± {r['diff_sd'] or 0:.3f}"
+            body += f"| {recipe} | {key} | {r['mean']:.3f} ± {r['sd']:.3f} | {diff} | {r['n_seeds']} |\n"
+    return head + body
 
 
 KEY_METRICS = ("harmful/refusal_rate", "harmful/degenerate_rate", "seemingly_harmful/compliance_rate",
@@ -270,14 +399,17 @@ def main(argv=None) -> int:
     config_dict = json.loads(json.dumps(asdict(config)))  # as it reads back from a cached JSON
     judge = None  # one coherence judge, the unmodified base model, for every checkpoint (loaded when needed)
     models = {"base": args.base}
-    for recipe in args.recipes:
-        wanted = not args.only or recipe in args.only
-        path = checkpoint(recipe, runs, args.data_dir, train=wanted and not args.no_train,
-                          device=args.device, dtype=args.dtype)
-        if path is not None:
-            models[recipe] = str(path)
-        elif args.reuse and (runs / "eval" / f"eval_{recipe}.json").exists():
-            models[recipe] = str(runs / recipe / "model")  # evaluated earlier; the checkpoint may be gone
+    for seed in args.seeds:
+        for recipe in args.recipes:
+            name = seeded(recipe, seed)
+            wanted = not args.only or name in args.only
+            path = checkpoint(recipe, runs, args.data_dir, train=wanted and not args.no_train,
+                              device=args.device, dtype=args.dtype, seed=seed, base_model=args.base,
+                              overrides=args.overrides)
+            if path is not None:
+                models[name] = str(path)
+            elif args.reuse and (runs / "eval" / f"eval_{name}.json").exists():
+                models[name] = str(runs / name / "model")  # evaluated earlier; the checkpoint may be gone
     results, provenance, saved_all = {}, {}, {}
     for name, ref in models.items():
         # the full evaluation (harmful prompts and replies) stays under runs/; figures get a redacted copy
@@ -298,15 +430,17 @@ def main(argv=None) -> int:
         results[name] = {k: Estimate(**v) for k, v in saved["metrics"].items()}
         provenance[name] = saved["provenance"]
         saved_all[name] = saved
+    ntk = kernel_config(args)
     if args.only:
         if args.kernel_per_class:
             kernel_at_checkpoints(models, runs, args.data_dir, args.kernel_per_class, out, args.only,
-                                  reuse=args.reuse, device=args.device, dtype=args.dtype)
+                                  reuse=args.reuse, device=args.device, dtype=args.dtype, ntk=ntk)
         return 0  # partial run: per-model results are cached; assemble with --reuse
     ref_name = args.compare_to
-    comparisons = {name: compare(saved_all[ref_name], saved_all[name]) for name in saved_all
-                   if name != ref_name and ref_name in saved_all}
-    write_json(out / "comparisons.json", {"reference": ref_name, "comparisons": {
+    refs = {name: reference_for(name, ref_name, saved_all) for name in saved_all}
+    comparisons = {name: compare(saved_all[refs[name]], saved_all[name]) for name in saved_all
+                   if refs[name] is not None and name != refs[name] and unseeded(name)[0] != ref_name}
+    write_json(out / "comparisons.json", {"reference": ref_name, "references": refs, "comparisons": {
         name: [c.to_dict() for c in cs] for name, cs in comparisons.items()}})
     rows = table_rows(results, comparisons)
     write_csv(out / "table.csv", rows)
@@ -315,18 +449,25 @@ def main(argv=None) -> int:
                                     "config": {"per_source": args.per_source,
                                                "harmless_per_source": args.harmless_per_source,
                                                "max_new_tokens": args.max_new_tokens, "compare_to": ref_name,
-                                               "dtype": args.dtype, "device": args.device},
+                                               "dtype": args.dtype, "device": args.device, "seeds": args.seeds,
+                                               "overrides": args.overrides, "kernel": ntk.to_dict(),
+                                               "kernel_per_class": args.kernel_per_class},
                                     "provenance": provenance})
+    if len(args.seeds) > 1:
+        spread = seed_summary(results, comparisons)
+        write_json(out / "seeds.json", spread)
+        write_text(out / "seeds.md", seed_markdown(spread, ref_name))
     save_figure(headline_bars(results, "safety alignment on held-out prompts (95% bootstrap CI)"),
                 out / "headline", {k: {m: e.to_dict() for m, e in v.items()} for k, v in results.items()})
-    histories = training_histories(args.recipes, runs, out)
+    histories = training_histories([n for n in models if n != "base"], runs, out)
     for metric, fig in training_curves(histories).items():
-        save_figure(fig, out / f"training_{metric}", {r: h.get("history", []) for r, h in histories.items()})
+        save_figure(fig, out / f"training_{metric.replace('/', '_')}",
+                    {r: h.get("history", []) for r, h in histories.items()})
     if args.kernel_per_class:
         # with --reuse only cached kernels are drawn; measure missing ones with --only NAME --kernel-only
         kernels = kernel_at_checkpoints(models, runs, args.data_dir, args.kernel_per_class, out,
                                         only=() if args.reuse else None, reuse=args.reuse,
-                                        device=args.device, dtype=args.dtype)
+                                        device=args.device, dtype=args.dtype, ntk=ntk)
         save_figure(kernel_figure(kernels), out / "kernel_similarity", kernels)
     return 0
 

@@ -18,7 +18,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--model", default="smollm2-135m-instruct")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default="figures/foundation")
-    p.add_argument("--max-per-class", type=int, default=30)
+    p.add_argument("--per-class", type=int, default=30, help="held-out prompts per class (seeded subsample)")
     p.add_argument("--max-new-tokens", type=int, default=48)
     add_device_args(p)
     return p.parse_args(argv)
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     specs = ["builtin"] + (["xstest", "advbench"] if args.data_dir else [])
     prompts = data_selection(args.data_dir).evaluation["heldout"]
-    config = EvalConfig(max_new_tokens=args.max_new_tokens, max_prompts_per_class=args.max_per_class)
+    config = EvalConfig(max_new_tokens=args.max_new_tokens, max_prompts_per_class=args.per_class)
     model = load_model(args.model, device=args.device, dtype=args.dtype)
     result = evaluate(model, prompts, config)
     result.provenance |= {"dtype": args.dtype, "device": str(model.device)}

@@ -17,7 +17,7 @@ config -> compute -> plot -> write. For a (safety-trained) checkpoint:
 4. mean-ablation of the top refusal heads, the top truthfulness heads and the heads in both top-k sets,
    in turn: refusal rate and MC accuracy.
 
-    python analyses/heads_tradeoff.py --model PATH [--out figures/heads] [--n-eval 40] [--rank-by magnitude]
+    python analyses/heads_tradeoff.py --model PATH [--out figures/heads] [--eval-per-class 40] [--rank-by magnitude]
 
 Run it once on the instruct model and once on the STL checkpoint for the two rows of the overlap table.
 """
@@ -302,8 +302,10 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--model", default=d.model)
     ap.add_argument("--data", nargs="+", default=list(d.data))
     ap.add_argument("--out", default="figures/heads")
-    ap.add_argument("--n-train", type=int, default=d.n_train)
-    ap.add_argument("--n-eval", type=int, default=d.n_eval)
+    ap.add_argument("--per-class", dest="n_train", type=int, default=d.n_train,
+                    help="training prompts per class (head scores, directions)")
+    ap.add_argument("--eval-per-class", dest="n_eval", type=int, default=d.n_eval,
+                    help="held-out prompts per class per evaluation")
     ap.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
     ap.add_argument("--top-k", type=int, default=d.top_k)
     ap.add_argument("--alphas", type=float, nargs="+", default=list(d.alphas))

@@ -33,7 +33,7 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--model", default="runs/align/stl/model")
     ap.add_argument("--layers", type=int, nargs="+", default=[10, 13])
     ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--n", type=int, default=32)
+    ap.add_argument("--per-class", type=int, default=32, help="prompts per class")
     ap.add_argument("--seed", type=int, default=0, help="sampling seed (the held-out split never changes)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiple of the direction added to harmless prompts")
     ap.add_argument("--out", default="figures/heads/refusal_direction_layers.json")
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     from interp.models import load_model
 
     a = parse(argv)
-    sel = data_selection(a.data_dir, a.n, a.seed)
+    sel = data_selection(a.data_dir, a.per_class, a.seed)
     train = {k: v.texts for k, v in sel.train.items()}
     test = {k: v.texts for k, v in sel.evaluation.items()}
     model = load_model(a.model, device=a.device, dtype=a.dtype)

@@ -46,13 +46,20 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--layer", type=int, default=12)
     ap.add_argument("--heads", default=None, help="comma-separated query heads (default: whole layer)")
+    ap.add_argument("--heads-from", default=None,
+                    help="head-study folder (refusal_heads.json, truth_heads.json): choose the site from the "
+                         "top heads by |score| instead of --layer/--heads")
+    ap.add_argument("--head-k", type=int, default=10, help="with --heads-from: top-k heads of each metric")
+    ap.add_argument("--head-rule", choices=["union", "intersection", "refusal", "hallucination"], default="union",
+                    help="with --heads-from: how the two top-k sets combine")
+    ap.add_argument("--n-random", type=int, default=10, help="random same-size feature sets in the validation")
     ap.add_argument("--arch", choices=["standard", "topk"], default="topk")
     ap.add_argument("--d-sae", type=int, default=512)
-    ap.add_argument("--k", type=int, default=16)
+    ap.add_argument("--sae-k", type=int, default=16, help="top-k SAE: active features per row")
     ap.add_argument("--rows", type=int, default=150_000, help="SAE training rows")
-    ap.add_argument("--max-prompts", type=int, default=160, help="training-corpus prompts (with responses)")
+    ap.add_argument("--corpus-prompts", type=int, default=160, help="training-corpus prompts (with responses)")
     ap.add_argument("--max-length", type=int, default=128, help="tokens per text")
-    ap.add_argument("--n-attr", type=int, default=16, help="prompts per class for attribution")
+    ap.add_argument("--per-class", type=int, default=16, help="prompts per class for attribution")
     ap.add_argument("--n-refusal", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0, help="sampling seed (the held-out split never changes)")
     ap.add_argument("--out", default="figures/sae", help="figures, JSON and the exported subspaces")
@@ -69,8 +76,17 @@ def main(argv=None) -> int:
     model = load_model(args.model, device=args.device, dtype=args.dtype)
     heads = tuple(int(h) for h in args.heads.split(",")) if args.heads else None
     site = ActSite.parse(f"z:{args.layer}", args.heads)
+    choice = None
+    if args.heads_from:
+        from interp.heads.scores import HeadScores
+        from interp.sae.site_choice import sites_from_heads
 
-    sel = data_selection(args.max_prompts, args.seed)
+        hdir = Path(args.heads_from)
+        choice = sites_from_heads(HeadScores.from_json(hdir / "refusal_heads.json"),
+                                  HeadScores.from_json(hdir / "truth_heads.json"), args.head_k, args.head_rule)
+        site, heads = choice.primary, choice.primary.heads
+
+    sel = data_selection(args.corpus_prompts, args.seed)
     corpus, attr_set, heldout = sel.train["corpus"], sel.train["attribution"], sel.evaluation["quality"]
     texts, labels = corpus_texts(model, corpus, with_responses=True)
     ccfg = CollectConfig(batch_size=8, max_length=args.max_length)
@@ -78,7 +94,7 @@ def main(argv=None) -> int:
                                 {"prompts": corpus.name, "dtype": args.dtype})
     t_collect = time.time() - t0
 
-    cfg = SAETrainConfig(architecture=args.arch, d_sae=args.d_sae, k=args.k, training_rows=args.rows,
+    cfg = SAETrainConfig(architecture=args.arch, d_sae=args.d_sae, k=args.sae_k, training_rows=args.rows,
                          batch_size=512, lr=1e-3)
     trained = train_sae(store, work / "sae", cfg, provenance={"heads": heads})
     t_train = time.time() - t0 - t_collect
@@ -88,7 +104,7 @@ def main(argv=None) -> int:
                           provenance=trained.provenance)
     write_json(out / "sae_quality.json", quality.to_dict())
 
-    attr, checks = run_attribution(model, trained.sae, site, attr_set, args.n_attr)
+    attr, checks = run_attribution(model, trained.sae, site, attr_set, args.per_class)
     attr.provenance["sae"] = str(trained.path)
     summary = write_attribution(attr, checks, out, trained.sae, store, model.tokenizer)
 
@@ -96,13 +112,24 @@ def main(argv=None) -> int:
                               attr_set.by_label("harmless").texts[:32])
     keep = attr.features("refusal")[: args.n_refusal]
     remove = attr.features("hallucination")
+    validation = None
+    if keep:  # the ablation check on exactly the subspace's features, on the attribution's prompts
+        from interp.sae.attribution import refusal_batches, validate_features
+
+        rb = refusal_batches(model, attr_set.by_label("harmful").sample(args.per_class).texts,
+                             attr_set.by_label("harmless").sample(args.per_class).texts)
+        validation = validate_features(model, trained.sae, site, rb, keep, attr.refusal, args.n_random, args.seed)
     sub = subspace_from_sae(trained.sae, site, keep, remove, dom[None], model.spec.to_dict(),
-                            {"model": model.name, "sae": str(trained.path), "attribution": summary["counts"]})
+                            {"model": model.name, "sae": str(trained.path), "attribution": summary["counts"],
+                             "site_choice": None if choice is None else choice.provenance},
+                            validation=validation)
     path = export_subspace(sub, out / "subspaces")
     report = {"model": model.name, "dtype": args.dtype, "device": str(model.device), "site": site.to_dict(),
               "quality": quality.to_dict() | {"provenance": None},
               "attribution": {k: summary[k] for k in ("counts", "top", "ablation_checks")},
               "subspace": {"path": str(path), "k": sub.k, "d": sub.d, "version": sub.version},
+              "validation": None if validation is None else validation.to_dict(),
+              "site_choice": None if choice is None else choice.provenance,
               "seconds": {"collect": t_collect, "train": t_train, "total": time.time() - t0},
               "store_rows": store.n_rows}
     write_json(out / "summary.json", report)

@@ -126,9 +126,18 @@ def build_subspace(
 def subspace_from_sae(
     sae, site: ActSite, refusal_features: Sequence[int], hallucination_features: Sequence[int] = (),
     extra: Float[Tensor, "m d"] | None = None, model_shape: dict | None = None,
-    provenance: dict | None = None,
+    provenance: dict | None = None, validation=None,
 ) -> Subspace:
-    """Refusal subspace from an SAE's decoder rows (see :func:`build_subspace`)."""
+    """Refusal subspace from an SAE's decoder rows (see :func:`build_subspace`).
+
+    ``validation``: the :class:`interp.sae.attribution.FeatureValidation` of exactly
+    ``refusal_features`` (ablated together, one by one, and against random sets of as many features);
+    it is recorded in the provenance (``validation``, ``validated``), so the export says which
+    features form it and what ablating them measured. A validation of other features is refused.
+    """
+    if validation is not None and sorted(validation.features) != sorted(int(f) for f in refusal_features):
+        raise ValueError(f"the validation checked features {list(validation.features)}, but the subspace is built "
+                         f"from {list(refusal_features)}; validate exactly the subspace's features")
     w = sae.W_dec.detach().float().cpu()
     keep = w[list(refusal_features)]
     if extra is not None:
@@ -137,6 +146,8 @@ def subspace_from_sae(
     prov = {"refusal_features": list(refusal_features),
             "hallucination_features": list(hallucination_features),
             "extra_directions": 0 if extra is None else int(extra.reshape(-1, w.shape[1]).shape[0]),
+            "validated": None if validation is None else validation.passed,
+            "validation": None if validation is None else validation.to_dict(),
             **(provenance or {})}
     return build_subspace(site, keep, remove, model_shape, prov)
 

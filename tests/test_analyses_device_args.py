@@ -10,7 +10,8 @@ import pytest
 from helpers import ANALYSES
 from helpers import load_analysis as analysis
 
-from interp.cli.report import STAGES, stage_argv
+from interp.cli.report import stage_argv
+from interp.reporting.profiles import PROFILES, STAGES
 
 PENDING: set[str] = set()  # scripts not yet given --device/--dtype
 # arguments a script requires before it parses at all
@@ -67,13 +68,15 @@ def report_args(*argv: str) -> argparse.Namespace:
 
 
 def test_report_passes_device_and_dtype_to_every_stage():
-    args = report_args("--device", "cuda", "--dtype", "bfloat16", "--data-dir", "DATA")
-    for stage in STAGES:
-        argv = stage_argv(args, stage)
-        assert argv[argv.index("--device") + 1] == "cuda"
-        assert argv[argv.index("--dtype") + 1] == "bfloat16"
-        assert argv[:2] == ["--out", str(Path("figures") / stage)]
-    assert "--data-dir" in stage_argv(args, "heads") and "--data-dir" not in stage_argv(args, "sae")
+    for profile in PROFILES.values():
+        args = report_args("--profile", profile.name, "--device", "cuda", "--dtype", "bfloat16", "--data-dir", "DATA")
+        for stage in profile.stages:
+            argv = stage_argv(args, stage)
+            assert argv[argv.index("--device") + 1] == "cuda"
+            assert argv[argv.index("--dtype") + 1] == "bfloat16"
+            if STAGES[stage].runner == "script":
+                assert argv[:2] == ["--out", str(Path(profile.out) / stage)]
+        assert "--data-dir" in stage_argv(args, "heads") and "--data-dir" not in stage_argv(args, "sae")
 
 
 def test_report_without_a_device_leaves_the_stages_default():
@@ -84,8 +87,16 @@ def test_report_without_a_device_leaves_the_stages_default():
         assert argv[argv.index("--dtype") + 1] == "float32"
 
 
+@pytest.mark.parametrize("profile", list(PROFILES))
 @pytest.mark.parametrize("stage", list(STAGES))
-def test_every_report_stage_accepts_the_argv(stage):
-    module = analysis(Path(STAGES[stage][0]).stem)
-    args = module.parse(stage_argv(report_args("--device", "cpu", "--dtype", "float16", "--data-dir", "D"), stage))
-    assert (args.device, args.dtype) == ("cpu", "float16")
+def test_every_report_stage_accepts_the_argv(stage, profile):
+    """Every stage parses its argv at every profile's sizes (a renamed flag fails here, not an hour in)."""
+    args = report_args("--profile", profile, "--device", "cpu", "--dtype", "float16", "--data-dir", "D")
+    spec = STAGES[stage]
+    if spec.runner == "interp":
+        from interp.cli import build_parser
+
+        parsed = build_parser().parse_args([spec.target, *stage_argv(args, stage)])
+    else:
+        parsed = analysis(Path(spec.target).stem).parse(stage_argv(args, stage))
+    assert (parsed.device, parsed.dtype) == ("cpu", "float16")

@@ -62,3 +62,18 @@ def test_mixed_split_is_deterministic_and_disjoint(data_dir):
     assert not lower & {t.strip().lower() for t in a.train.texts}
     assert set(a.test.counts()) == {"harmful", "seemingly_harmful", "harmless", "factual"}
     assert {p.text for p in a.test} == {p.text for p in s if p.heldout}  # the one held-out split
+
+
+def test_spec_filter_keeps_matching_prompts_and_names_bad_filters(tmp_path):
+    harmless = builtin_prompts("harmless")
+    kept = load_prompts("builtin:harmless?category=health_general,cooking")
+    assert 0 < len(kept) < len(harmless)
+    assert {p.category for p in kept} == {"health_general", "cooking"}
+    assert kept.texts == [p.text for p in harmless if p.category in ("health_general", "cooking")]
+    path = tmp_path / "ok.csv"
+    path.write_text("prompt\nHow do I kill time at the airport?\n")
+    assert len(load_prompts(f"oktest:{path}?label=seemingly_harmful")) == 1  # a path before the filter
+    with pytest.raises(InterpError, match="FIELD one of label"):
+        load_prompts("builtin:harmless?colour=red")
+    with pytest.raises(InterpError, match="keeps no prompt"):
+        load_prompts("builtin:harmless?category=no_such_category")

@@ -114,3 +114,16 @@ def test_config_validation():
         EvalConfig(max_prompts_per_class=0)
     with pytest.raises(TypeError):
         EvalConfig(labels="harmful")
+
+
+def test_generate_labels_adds_replies_to_factual_prompts(model):
+    plain = evaluate(model, PROMPTS, EvalConfig(max_new_tokens=2, n_boot=50, labels=("factual",)))
+    assert all(r.response is None for r in plain.records) and "factual/refusal_rate" not in plain.metrics
+    cfg = EvalConfig(max_new_tokens=2, n_boot=50, labels=("factual",),
+                     generate_labels=("harmful", "seemingly_harmful", "harmless", "factual"))
+    said = evaluate(model, PROMPTS, cfg)
+    assert all(r.response is not None and r.outcome is not None for r in said.records)
+    assert said.metrics["factual/refusal_rate"].n == 2
+    assert "factual/mc1" in said.metrics  # still scored by multiple choice
+    with pytest.raises(ValueError, match="generate_labels"):
+        EvalConfig(generate_labels=("factul",))

@@ -10,7 +10,7 @@ from interp.heads import HeadScores
 
 def test_heads_cli_writes_scores_overlap_and_figures(tmp_path, capsys):
     out = tmp_path / "heads"
-    rc = main(["heads", "--model", "tiny", "--out", str(out), "--n", "4", "--k", "2", "4",
+    rc = main(["heads", "--model", "tiny", "--out", str(out), "--per-class", "4", "--top-k", "2", "4",
                "--figure-k", "4", "--permutations", "50", "--batch-size", "4"])
     assert rc == 0
     names = {p.name for p in out.iterdir()}

@@ -218,8 +218,9 @@ def test_heads_cli_magnitude_ranking_with_candidates(tmp_path, capsys):
     from interp.cli import main
 
     out = tmp_path / "heads"
-    rc = main(["heads", "--model", "tiny", "--out", str(out), "--n", "3", "--k", "2", "4", "--figure-k", "4",
-               "--permutations", "30", "--batch-size", "3", "--rank-by", "magnitude", "--candidates", "2"])
+    rc = main(["heads", "--model", "tiny", "--out", str(out), "--per-class", "3", "--top-k", "2", "4",
+               "--figure-k", "4", "--permutations", "30", "--batch-size", "3", "--rank-by", "magnitude",
+               "--candidates", "2"])
     assert rc == 0
     ov = json.loads((out / "overlap.json").read_text())
     assert ov["rank_by"] == "magnitude" and set(ov["jaccard_null"]) == {"2", "4"}

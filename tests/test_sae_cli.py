@@ -22,19 +22,19 @@ def test_cli_pipeline(tmp_path, capsys):
 def _pipeline(tmp_path, capsys):
     store, sae, attr, subs = (tmp_path / n for n in ("store", "sae", "attr", "subs"))
     assert main(["sae", "collect", "--model", "tiny", "--site", "z:1", "--heads", "0,2",
-                 "--max-prompts", "24", "--out", str(store)]) == 0
-    assert main(["sae", "train", "--store", str(store), "--d-sae", "32", "--k", "4", "--batch-size", "64",
+                 "--per-class", "6", "--out", str(store)]) == 0
+    assert main(["sae", "train", "--store", str(store), "--d-sae", "32", "--sae-k", "4", "--batch-size", "64",
                  "--rows", "3200", "--lr", "3e-3", "--out", str(sae)]) == 0
     quality = json.loads((sae / "quality.json").read_text())
     assert 0.0 < quality["explained_variance"] <= 1.0 and quality["l0"] <= 4.0
-    assert main(["sae", "attribute", "--model", "tiny", "--sae", str(sae), "--store", str(store), "--n", "3",
+    assert main(["sae", "attribute", "--model", "tiny", "--sae", str(sae), "--store", str(store), "--per-class", "3",
                  "--hi", "0.05", "--lo", "0.05", "--out", str(attr)]) == 0
     summary = json.loads((attr / "feature_attribution.json").read_text())
     assert len(summary["features"]) == 32 and (attr / "attribution_scatter.html").exists()
     assert set(summary["ablation_checks"]) == {"refusal", "truthfulness"}
     capsys.readouterr()
     code = main(["subspace", "export", "--model", "tiny", "--sae", str(sae), "--data", "builtin", "--dom",
-                 "--n-dom", "4", "--attribution", str(attr / "feature_attribution.json"), "--out", str(subs)])
+                 "--per-class", "4", "--attribution", str(attr / "feature_attribution.json"), "--out", str(subs)])
     assert code == 0
     path = json.loads(capsys.readouterr().out)["path"]
     sub = load_subspace(path)

@@ -14,7 +14,7 @@ import sys
 from interp.errors import InterpError
 
 SUBCOMMANDS = ("doctor", "models", "eval", "compare", "align", "ntk", "heads", "sae", "subspace", "report",
-               "realign")
+               "realign", "explore", "safemoe")
 
 
 def build_parser() -> argparse.ArgumentParser:

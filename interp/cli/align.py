@@ -53,6 +53,21 @@ def add_parser(sub) -> None:
     p.add_argument("--kernel-per-class", type=int, default=6,
                    help="held-out prompts per class for --track kernel (each costs ~15 forward+backward passes)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--protect", choices=("none", "freeze", "lr"), default=cfg.protect,
+                   help="supervised stage: train the embeddings and blocks <= l (the contrastive layer) like the "
+                        "rest, freeze them, or train them at --protect-lr-scale times the rate")
+    p.add_argument("--protect-lr-scale", type=float, default=cfg.protect_lr_scale,
+                   help="learning-rate factor of the protected layers under --protect lr")
+    p.add_argument("--protect-layer", type=int, default=None, help="layer l to protect (default: --dcr-layer)")
+    p.add_argument("--refusal-fraction", type=float, default=None,
+                   help="set --n-refusal to this share of the STL mixture given --n-general (the paper: ~0.05)")
+    p.add_argument("--distill-tokens", type=int, default=cfg.distill_tokens,
+                   help="length of the self-distilled general answers (cached per prompt in --cache-dir)")
+    p.add_argument("--cache-dir", default=None,
+                   help="self-distillation cache shared by recipes and seeds (default: OUT/../cache)")
+    p.add_argument("--dcr-diagnostic", type=int, default=0, metavar="N",
+                   help="dcr: measure separation (cosines, probe AUC, refusal probability, LM loss) of N held-out "
+                        "prompts per class at every contrastive callback step (0: off)")
     p.set_defaults(func=run)
 
 
@@ -65,8 +80,15 @@ def config_from(args):
     con = replace(ContrastiveConfig(), layer=args.dcr_layer, steps=args.dcr_steps, lr=args.dcr_lr,
                   margin=args.dcr_margin, gamma=args.dcr_gamma, pooling=args.dcr_pooling,
                   per_class=args.dcr_per_class, seed=args.seed)
-    return AlignConfig(recipe=args.recipe, n_refusal=args.n_refusal, n_general=args.n_general,
-                       n_helpful=args.n_helpful, sft=sft, contrastive=con, seed=args.seed)
+    n_refusal = args.n_refusal
+    if args.refusal_fraction is not None:
+        if not 0 < args.refusal_fraction < 1:
+            raise SystemExit(f"--refusal-fraction must be in (0, 1), got {args.refusal_fraction}")
+        n_refusal = round(args.refusal_fraction / (1 - args.refusal_fraction) * args.n_general)
+    return AlignConfig(recipe=args.recipe, n_refusal=n_refusal, n_general=args.n_general,
+                       n_helpful=args.n_helpful, sft=sft, contrastive=con, seed=args.seed,
+                       protect=args.protect, protect_lr_scale=args.protect_lr_scale,
+                       protect_layer=args.protect_layer, distill_tokens=args.distill_tokens)
 
 
 def run(args) -> int:
@@ -82,6 +104,16 @@ def run(args) -> int:
     data = suite_align_data(args.data_dir, seed=args.seed)
     callbacks = () if args.track == "none" else tracking_callbacks(
         model, args.data_dir, kernel=args.track == "kernel", kernel_per_class=args.kernel_per_class)
-    result = align(model, data, config_from(args), out, callbacks=callbacks)
+    config = config_from(args)
+    diagnostic = []
+    if args.dcr_diagnostic and config.recipe == "dcr":
+        from interp.evaluate.reference_text import REFERENCE_PARAGRAPHS
+        from interp.train.contrastive_diagnostic import SeparationCallback, heldout_classes
+
+        a, b = heldout_classes(args.data_dir, args.dcr_diagnostic, seed=args.seed)
+        diagnostic = [SeparationCallback(a, b, REFERENCE_PARAGRAPHS, config.contrastive.layer,
+                                         config.contrastive.pooling)]
+    result = align(model, data, config, out, callbacks=callbacks, cache_dir=args.cache_dir,
+                   contrastive_callbacks=diagnostic)
     print(f"aligned model: {result.model_dir}  ({result.steps} steps, final loss {result.losses[-1][1]:.3f})")
     return 0

@@ -32,6 +32,25 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
                    help="directory laid out like the benchmark data folder (advbench/, xstest/, ...)")
 
 
+def add_sampling_args(p: argparse.ArgumentParser, per_class: int | None, seed: int = 0,
+                      what: str = "prompts per class") -> None:
+    """``--per-class`` (the one name for "how many prompts of each class") and ``--seed`` (of that sample and
+    of anything else the command draws at random). Defaults come from the command's config dataclass."""
+    p.add_argument("--per-class", type=int, default=per_class,
+                   help=f"{what} (a seeded subsample; default: %(default)s, None: all)")
+    p.add_argument("--seed", type=int, default=seed, help="seed of prompt subsampling and every other random draw")
+
+
+def sample_per_class(prompts, n: int | None, seed: int = 0):
+    """At most ``n`` prompts of every class (seeded; classes in first-seen order); ``None`` keeps all."""
+    from interp.data import concat
+
+    if n is None:
+        return prompts
+    labels = list(dict.fromkeys(p.label for p in prompts))
+    return concat(prompts.name, [prompts.by_label(lab).sample(n, seed) for lab in labels])
+
+
 def load_model_from(args, name: str | None = None):
     """The model named by ``--model`` (or ``name``: e.g. ``--reference``), on ``--device`` in ``--dtype``."""
     from interp.models import load_model

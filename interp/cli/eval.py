@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from interp.cli.common import add_data_args, add_model_args
+from interp.cli.common import add_data_args, add_model_args, add_sampling_args
 
 
 def add_parser(sub) -> None:
+    from interp.evaluate.harness import EvalConfig
+
+    d = EvalConfig()
     p = sub.add_parser(
         "eval", help="refusal, over-refusal, compliance and truthfulness of a model, with bootstrap CIs",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -16,9 +19,9 @@ def add_parser(sub) -> None:
     add_model_args(p)
     add_data_args(p)
     p.add_argument("--out", default="runs/eval/eval.json", help="JSON with metrics and per-prompt records")
-    p.add_argument("--max-new-tokens", type=int, default=48)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-per-class", type=int, default=None, help="seeded subsample per class")
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    add_sampling_args(p, d.max_prompts_per_class, d.seed, "prompts evaluated per class")
     p.add_argument("--split", choices=("test", "all"), default="test",
                    help="'test': the held-out halves (never used in training); 'all': every prompt")
     p.add_argument("--judge", default=None,
@@ -53,7 +56,7 @@ def run(args) -> int:
     if args.split == "test":
         prompts = prompts.split().test
     config = EvalConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                        max_prompts_per_class=args.max_per_class)
+                        max_prompts_per_class=args.per_class, seed=args.seed)
     reference = None
     if args.reference:
         ref_model = load_model_from(args, args.reference)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from interp.cli.common import add_data_args, add_model_args, load_data_from, load_model_from
+from interp.cli.common import add_data_args, add_model_args, add_sampling_args, load_data_from, load_model_from
 from interp.heads.study import HeadStudyConfig, run_head_study, write_head_study
 
 log = logging.getLogger(__name__)
@@ -25,10 +25,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_data_args(p)  # needs harmful, harmless and factual prompts; default: the built-in sets
     p.add_argument("--out", required=True, help="output folder")
     d = HeadStudyConfig()
-    p.add_argument("--n", type=int, default=d.n_prompts, help="prompts per class")
     p.add_argument("--method", choices=["attribution", "activation_patching"], default=d.method)
     p.add_argument("--probes", action="store_true", help="also fit ITI probes per head")
-    p.add_argument("--k", type=int, nargs="+", default=list(d.ks), help="top-k sizes for the overlap")
+    p.add_argument("--top-k", type=int, nargs="+", default=list(d.ks), help="top-k sizes for the overlap")
     p.add_argument("--figure-k", type=int, default=d.figure_k)
     p.add_argument("--permutations", type=int, default=d.n_permutations)
     p.add_argument("--rank-by", choices=["signed", "magnitude"], default=d.rank_by,
@@ -36,13 +35,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--candidates", type=int, default=d.candidate_k, metavar="K",
                    help="also patch exactly the union of both attribution maps' top-K heads by magnitude")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--seed", type=int, default=d.seed)
+    add_sampling_args(p, d.n_prompts, d.seed, "prompts per class")
     p.set_defaults(func=run)
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> HeadStudyConfig:
-    return HeadStudyConfig(n_prompts=args.n, method=args.method, probes=args.probes, ks=tuple(args.k),
+    return HeadStudyConfig(n_prompts=args.per_class, method=args.method, probes=args.probes, ks=tuple(args.top_k),
                            figure_k=args.figure_k, n_permutations=args.permutations,
                            batch_size=args.batch_size, seed=args.seed, rank_by=args.rank_by,
                            candidate_k=args.candidates)

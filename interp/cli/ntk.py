@@ -5,42 +5,52 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from interp.cli.common import add_data_args, add_model_args, load_data_from, load_model_from
+from interp.cli.common import (
+    add_data_args,
+    add_model_args,
+    add_sampling_args,
+    load_data_from,
+    load_model_from,
+    sample_per_class,
+)
 
 
 def add_parser(sub) -> None:
+    from interp.ntk.config import NTKConfig
+
+    d = NTKConfig()
     p = sub.add_parser("ntk", help="NTK similarity of prompts on the first-token logits (DCR diagnosis)",
                        description="Normalised empirical-NTK similarity S(x', x) = ||K(x',x)||_F / "
                                    "||K(x',x')||_F between prompts, class means and a heatmap.")
     add_model_args(p)
     add_data_args(p)
-    p.add_argument("--estimator", choices=("exact", "sketch"), default="sketch",
+    p.add_argument("--estimator", choices=("exact", "sketch"), default=d.estimator,
                    help="exact Jacobians (tiny models only) or the sketched estimator (default)")
     p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--n-probes", type=int, default=12, help="sketch: output probes m (default 12)")
-    p.add_argument("--sketch-dim", type=int, default=2**15, help="sketch: parameter sketch width s")
-    p.add_argument("--seed", type=int, default=0, help="seed of probes and hashes")
+    p.add_argument("--n-probes", type=int, default=d.n_probes, help="sketch: output probes m")
+    p.add_argument("--sketch-dim", type=int, default=d.sketch_dim, help="sketch: parameter sketch width s")
     p.add_argument("--layers-upto", type=int, default=None, help="only embedding + blocks 0..L")
     p.add_argument("--param-filter", action="append", default=None, metavar="SUBSTRING",
                    help="only parameters whose name contains this (repeatable)")
-    p.add_argument("--per-class", type=int, default=None, help="sample at most this many prompts per class")
+    p.add_argument("--logit-top-k", type=int, default=None,
+                   help="kernel on each prompt's own k most likely first-token logits (the DCR paper's code: 10)")
+    p.add_argument("--last-layers", type=int, default=None,
+                   help="only the last L blocks and the final norm (the paper's code: the last layers)")
+    add_sampling_args(p, None, d.seed, "prompts per class (the seed also draws the sketch's probes and hashes)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from interp.data import concat
     from interp.io import write_json, write_with
     from interp.ntk import NTKConfig, kernel_similarity
     from interp.ntk.plots import class_means_heatmap, similarity_heatmap
 
     config = NTKConfig(estimator=args.estimator, layers_upto=args.layers_upto,
                        param_filter=tuple(args.param_filter) if args.param_filter else None,
-                       n_probes=args.n_probes, sketch_dim=args.sketch_dim, seed=args.seed)
+                       n_probes=args.n_probes, sketch_dim=args.sketch_dim, seed=args.seed,
+                       top_k=args.logit_top_k, last_layers=args.last_layers)
     prompts = load_data_from(args, default=("builtin:seemingly_harmful", "builtin:harmful"))
-    if args.per_class is not None:
-        labels = list(dict.fromkeys(p.label for p in prompts))
-        prompts = concat(prompts.name, [prompts.by_label(lab).sample(args.per_class, args.seed)
-                                        for lab in labels])
+    prompts = sample_per_class(prompts, args.per_class, args.seed)
     model = load_model_from(args)
     km = kernel_similarity(model, prompts, config)
     out: Path = args.out

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from interp.cli.common import add_data_args, add_model_args
+from interp.cli.common import add_data_args, add_model_args, add_sampling_args
 
 
 def add_parser(subparsers) -> None:
@@ -17,10 +17,10 @@ def add_parser(subparsers) -> None:
     add_data_args(e)
     e.add_argument("--sae", required=True, help="SAE folder written by 'interp sae train'")
     e.add_argument("--attribution", required=True, help="feature_attribution.json of 'interp sae attribute'")
-    e.add_argument("--n-refusal", type=int, default=8, help="refusal features kept (strongest first)")
+    e.add_argument("--n-features", type=int, default=8, help="refusal features kept (strongest first)")
     e.add_argument("--include-shared", action="store_true", help="also keep shared features")
     e.add_argument("--dom", action="store_true", help="add the difference-of-means refusal direction")
-    e.add_argument("--n-dom", type=int, default=32, help="prompts per class for the difference of means")
+    add_sampling_args(e, 32, 0, "prompts per class for the difference of means (--dom)")
     e.add_argument("--name", default="refusal_subspace")
     e.add_argument("--out", required=True, help="folder that receives <name>_v<N>/")
     s = sub.add_parser("show", help="print an export's metadata")
@@ -47,15 +47,16 @@ def _export(args) -> int:
     attr = json.loads(Path(args.attribution).read_text())
     classes = ["refusal", "shared"] if args.include_shared else ["refusal"]
     ranked = sorted((r for r in attr["features"] if r["class"] in classes), key=lambda r: -r["refusal_norm"])
-    keep = [r["feature"] for r in ranked[: args.n_refusal]]
+    keep = [r["feature"] for r in ranked[: args.n_features]]
     remove = [r["feature"] for r in attr["features"] if r["class"] == "hallucination"]
     model = load_model_from(args)
     trained = load_sae(args.sae, device="cpu")
     extra = None
     if args.dom:
         prompts = load_data_from(args)
-        extra = difference_of_means(model, trained.site, prompts.by_label("harmful").sample(args.n_dom).texts,
-                                    prompts.by_label("harmless").sample(args.n_dom).texts)[None]
+        extra = difference_of_means(model, trained.site,
+                                    prompts.by_label("harmful").sample(args.per_class, args.seed).texts,
+                                    prompts.by_label("harmless").sample(args.per_class, args.seed).texts)[None]
     if not keep and extra is None:
         print("no refusal features in the attribution; nothing to export")
         return 1

@@ -82,13 +82,47 @@ def _format_of(name: str) -> str:
     raise InterpError(f"unknown prompt-set format {name!r}; known: {_known()}")
 
 
+FILTER_FIELDS = ("label", "source", "category", "style")
+"""Prompt fields a spec's ``?field=v1,v2`` filter may test."""
+
+
+def parse_filter(spec: str) -> tuple[str, dict[str, tuple[str, ...]]]:
+    """``'truthfulqa?category=Health,Nutrition&label=factual'`` -> ``('truthfulqa', {field: values})``."""
+    base, sep, query = spec.rpartition("?")
+    if not sep:
+        return spec, {}
+    conditions: dict[str, tuple[str, ...]] = {}
+    for part in query.split("&"):
+        field, eq, values = part.partition("=")
+        field = field.strip()
+        if not eq or field not in FILTER_FIELDS or not values.strip():
+            raise InterpError(f"bad filter {part!r} in prompt spec {spec!r}: write ?FIELD=V1,V2 with FIELD one of "
+                              f"{', '.join(FILTER_FIELDS)}")
+        conditions[field] = tuple(v.strip() for v in values.split(",") if v.strip())
+    return base, conditions
+
+
 def load_prompts(spec: str, data_dir: str | os.PathLike | None = None) -> PromptSet:
     """Load one prompt set from a spec.
 
     ``builtin`` (all four classes), ``builtin:<label>``, ``<format>:<path or hf name>`` (e.g.
     ``xstest:/x/xstest_prompts.csv``, ``truthfulqa-mc:/x/mc_task.json``) or, with ``data_dir``, a bare
-    benchmark name (``advbench``, ``harmbench-val``) resolved by :func:`find_benchmark`.
+    benchmark name (``advbench``, ``harmbench-val``) resolved by :func:`find_benchmark`. A suffix
+    ``?field=v1,v2[&field=...]`` keeps only the prompts whose field is one of the values
+    (``truthfulqa?category=Health,Nutrition``); a filter that keeps nothing is an error.
     """
+    base, conditions = parse_filter(spec)
+    prompts = _load_unfiltered(base, data_dir)
+    if not conditions:
+        return prompts
+    kept = prompts.filter(lambda p: all(getattr(p, f) in vs for f, vs in conditions.items()), spec)
+    if not len(kept):
+        present = {f: sorted({str(getattr(p, f)) for p in prompts})[:12] for f in conditions}
+        raise InterpError(f"prompt spec {spec!r} keeps no prompt of {prompts.name!r}; values present: {present}")
+    return kept
+
+
+def _load_unfiltered(spec: str, data_dir: str | os.PathLike | None) -> PromptSet:
     head, sep, rest = spec.partition(":")
     head, rest = head.strip(), rest.strip()
     if head == "builtin":

@@ -72,6 +72,9 @@ class EvalConfig:
     """Coherence bound on the judge model's per-token NLL of a reply; None: calibrated on human prose."""
     min_distinct: float = 0.5
     """Coherence bound on a reply's distinct-bigram fraction (repetition loops fall below)."""
+    generate_labels: tuple[str, ...] = GENERATION_LABELS
+    """Classes whose prompts get a generated, judged reply (factual prompts are otherwise scored by
+    multiple choice only; add ``factual`` when a policy asks what the model *says* to them)."""
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1 or self.batch_size < 1 or self.n_boot < 1:
@@ -80,6 +83,8 @@ class EvalConfig:
             raise ValueError(f"max_prompts_per_class must be >= 1 or None, got {self.max_prompts_per_class}")
         if not 0.0 < self.alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+        if isinstance(self.generate_labels, str) or any(x not in LABELS for x in self.generate_labels):
+            raise ValueError(f"generate_labels must be a tuple of classes among {LABELS}, got {self.generate_labels!r}")
         if self.labels is not None:
             if isinstance(self.labels, str):
                 raise TypeError("labels must be a tuple of class names, not one string")
@@ -198,7 +203,7 @@ def _refusal_metrics(records: list[PromptRecord], config: EvalConfig) -> dict[st
     rate_kw = {"n_boot": config.n_boot, "alpha": config.alpha, "seed": config.seed}
     for label, recs in by_label.items():
         metrics[f"{label}/refusal_score"] = _ci([r.refusal_score for r in recs], config)
-        if label not in GENERATION_LABELS:
+        if label not in config.generate_labels:
             continue
         for kind in OUTCOMES:
             name = f"{label}/{kind}_rate"
@@ -265,7 +270,7 @@ def evaluate(
     logits_NV = _first_token_logits(model, [p.text for p in ordered], config)
     scores = refusal_score(logits_NV, token_ids).tolist()
 
-    gen_prompts = [p for p in ordered if p.label in GENERATION_LABELS]
+    gen_prompts = [p for p in ordered if p.label in config.generate_labels]
     replies: dict[int, str] = {}
     coherent: dict[int, bool] = {}
     judge_info = None

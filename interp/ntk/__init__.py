@@ -14,9 +14,11 @@ from interp.ntk.similarity import (
     symmetric,
 )
 from interp.ntk.sketch import CountSketch, NTKSketcher, PromptSketch, frobenius_from_sketches
+from interp.ntk.topk import topk_frobenius, topk_gram
 
 __all__ = [
     "ClassStats", "CountSketch", "KernelCallback", "KernelMatrix", "KernelRecord", "NTKConfig", "NTKSketcher",
     "PairStat", "ParamSelection", "PromptSketch", "exact_frobenius", "frobenius_from_sketches", "jacobian",
-    "kernel_frobenius", "kernel_similarity", "normalise", "select_parameters", "symmetric",
+    "kernel_frobenius", "kernel_similarity", "normalise", "select_parameters", "symmetric", "topk_frobenius",
+    "topk_gram",
 ]

@@ -21,6 +21,13 @@ class NTKConfig:
     ``model.layers.3.mlp.up_proj.weight``, GPT-2 ``transformer.h.3.mlp.c_fc.weight``)."""
     token_ids: tuple[int, ...] | None = None
     """Restrict the logits z to these vocabulary ids (an approximation of the full-vocabulary kernel)."""
+    top_k: int | None = None
+    """Restrict each prompt's logits to its own ``top_k`` most likely first tokens under the current
+    weights, so K(x', x) = J_top(x')(x') J_top(x)(x)^T is k x k (the DCR paper's released code: k = 10,
+    see :mod:`interp.ntk.topk`); ``exact`` then holds every gradient row, ``sketch`` CountSketches them."""
+    last_layers: int | None = None
+    """Keep only the last L blocks and the final norm (the paper code's 'last layers'); with
+    ``param_filter=("lora_",)`` instead, the kernel is over LoRA weights."""
     n_probes: int = 12
     """Sketch: number m of Rademacher output probes (m backward passes per prompt; m >= 2)."""
     sketch_dim: int = 2**15
@@ -45,6 +52,12 @@ class NTKConfig:
             if isinstance(self.param_filter, str) or not self.param_filter:
                 raise ValueError("param_filter must be a non-empty tuple of substrings (or None)")
             object.__setattr__(self, "param_filter", tuple(self.param_filter))
+        if self.top_k is not None and (self.top_k < 1 or self.token_ids is not None):
+            raise ValueError(f"top_k must be >= 1 and excludes token_ids, got top_k={self.top_k}, "
+                             f"token_ids={self.token_ids}")
+        if self.last_layers is not None and (self.last_layers < 1 or self.layers_upto is not None):
+            raise ValueError(f"last_layers must be >= 1 and excludes layers_upto, got last_layers={self.last_layers}, "
+                             f"layers_upto={self.layers_upto}")
         if self.token_ids is not None:
             if not self.token_ids or min(self.token_ids) < 0:
                 raise ValueError("token_ids must be a non-empty tuple of vocabulary ids >= 0 (or None)")

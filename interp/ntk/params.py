@@ -60,9 +60,24 @@ def _upto_ids(model: Model, layers_upto: int) -> set[int]:
     return keep
 
 
+def _last_ids(model: Model, last_layers: int) -> set[int]:
+    """The last ``last_layers`` blocks and the final norm (not the unembedding, tied to the embedding in
+    the tiny models, SmolLM2 and GPT-2)."""
+    n = model.spec.n_layers
+    if last_layers > n:
+        raise InterpError(f"last_layers={last_layers} out of range: the model has {n} layers")
+    arch = model.arch
+    return {id(p) for name, p in model.named_parameters().items()
+            if (arch.layer_of(name) is not None and arch.layer_of(name) >= n - last_layers)
+            or name.startswith(arch.final_norm_prefix)}
+
+
 def select_parameters(model: Model, config: NTKConfig) -> ParamSelection:
-    """Parameters kept by ``config.layers_upto`` and ``config.param_filter`` (both must hold)."""
+    """Parameters kept by ``config.layers_upto`` or ``config.last_layers``, and ``config.param_filter``
+    (all that are set must hold)."""
     upto = _upto_ids(model, config.layers_upto) if config.layers_upto is not None else None
+    if config.last_layers is not None:
+        upto = _last_ids(model, config.last_layers)
     names, params = [], []
     # tied tensors once; fused tensors no gradient reaches (GPT-2's c_attn, run as split q/k/v) left out
     for name, p in model.named_parameters().items():
@@ -76,6 +91,7 @@ def select_parameters(model: Model, config: NTKConfig) -> ParamSelection:
         example = next(iter(model.named_parameters()))
         raise InterpError(
             f"no parameter of model {model.name!r} matches layers_upto={config.layers_upto}, "
+            f"last_layers={config.last_layers}, "
             f"param_filter={config.param_filter}; names look like {example!r}"
         )
     weight, bias = output_head(model)

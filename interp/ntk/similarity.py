@@ -221,7 +221,12 @@ class KernelMatrix:
 
 def kernel_frobenius(model: Model, texts: list[str], config: NTKConfig, progress: bool = True
                      ) -> Float[Tensor, "n n"]:
-    """||K(x_a, x_b)||_F for all pairs, by the estimator the config names."""
+    """||K(x_a, x_b)||_F for all pairs, by the estimator the config names (on each prompt's top-k logits
+    when ``config.top_k`` is set, :mod:`interp.ntk.topk`)."""
+    if config.top_k is not None:
+        from interp.ntk.topk import topk_frobenius
+
+        return topk_frobenius(model, texts, config, progress=progress)
     if config.estimator == "exact":
         return exact_frobenius(model, texts, config, progress=progress)
     selection = select_parameters(model, config)

@@ -35,6 +35,9 @@ class RealignConfig:
     gold_scope: Literal["all", "conflicts"] = "all"
     """Gold pairs from every set-aside prompt the policy orders (``all``), or only from those it flips
     (``conflicts``): with ``all`` the gold gradient is dominated by the unchanged categories."""
+    max_retain: int | None = None
+    """Keep at most this many RETAIN pairs for the KL term (seeded subsample; None: all). The retain set
+    is a regulariser: a few dozen replies anchor the unchanged behaviour at a fraction of the steps."""
     lr: float = 1e-4
     """Peak AdamW learning rate."""
     epochs: int = 1
@@ -71,6 +74,8 @@ class RealignConfig:
             raise ValueError(f"gold_fraction must be in (0, 1), got {self.gold_fraction}")
         if self.epochs < 1 or self.batch_size < 1 or self.max_length < 8 or not self.params:
             raise ValueError(f"invalid RealignConfig: {self}")
+        if self.max_retain is not None and self.max_retain < 0:
+            raise ValueError(f"max_retain must be >= 0 or None, got {self.max_retain}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps}")
 

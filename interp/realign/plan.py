@@ -65,7 +65,12 @@ def plan_retain(pairs: Sequence[LabelledPair], triaged: TriageResult, config: Re
     """The kl items (weight α) of the variants that keep a retain term."""
     if config.variant in ("no_triage", "naive_dpo", "no_kl") or config.alpha == 0:
         return []
-    return [TrainItem("kl", pairs[i], config.alpha, i) for i in triaged.indices(Action.RETAIN)]
+    keep = list(triaged.indices(Action.RETAIN))
+    if config.max_retain is not None and len(keep) > config.max_retain:
+        import random
+
+        keep = sorted(random.Random(config.seed).sample(keep, config.max_retain))
+    return [TrainItem("kl", pairs[i], config.alpha, i) for i in keep]
 
 
 def with_weights(items: Sequence[TrainItem], weights: Sequence[float]) -> list[TrainItem]:

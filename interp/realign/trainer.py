@@ -1,4 +1,5 @@
-"""Re-training on weighted items with exact resume (the SFT trainer's schedule and checkpoints, reused).
+"""Re-training on weighted items with exact resume: the workbench's one loop (:mod:`interp.train.loop`,
+shared with the SFT trainer: its batch order, LR schedule, checkpoints and callbacks), TRACE's step.
 
 Items of weight 0 (clamped impact) are dropped before the schedule is made: they are never trained on
 and cost no steps. Reference quantities are computed once from the model as passed in (θ_ref) before a
@@ -18,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from interp.io import write_json
 from interp.realign.config import RealignConfig
@@ -26,7 +26,7 @@ from interp.realign.hybrid import hybrid_loss, reference_for
 from interp.realign.params import only_these_require_grad, select_parameters
 from interp.realign.plan import TrainItem
 from interp.train.loss import check_finite
-from interp.train.sft import Callback, batch_schedule, load_checkpoint, lr_lambda, run_callbacks, save_checkpoint
+from interp.train.sft import Callback, batch_schedule, load_checkpoint, lr_lambda, run_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,13 @@ def train_realign(
     provenance: dict | None = None,
 ) -> RealignResult:
     """Train ``model`` in place on the hybrid objective over ``items``; resumes from ``out_dir/checkpoint``."""
-    import time
+    from interp.train.engine import make_accelerator
+    from interp.train.loop import LoopSettings, run_steps
 
+    acc = make_accelerator(model, 1, None)
+    if acc.num_processes > 1:
+        raise NotImplementedError("train_realign runs in one process (its per-item reference log-probabilities "
+                                  "are not sharded); run `interp realign` without accelerate launch")
     out_dir = Path(out_dir)
     ckpt = out_dir / "checkpoint"
     items = [it for it in items if it.weight > 0]
@@ -91,29 +96,22 @@ def train_realign(
     if start == 0:
         run_callbacks(callbacks, model, 0, history)
 
-    ran, t0 = 0, time.perf_counter()
+    def step_fn(step: int) -> torch.Tensor:
+        idx = schedule[step]
+        loss = hybrid_loss(model, [items[i] for i in idx], [refs[i] for i in idx], config)
+        check_finite(loss, step)
+        loss.backward()
+        return loss.detach()
+
+    settings = LoopSettings(config.max_grad_norm, config.callback_every, config.checkpoint_every)
     with only_these_require_grad(model, params):
         model.hf.train()
-        for step in tqdm(range(start, len(schedule)), desc=f"realign {out_dir.name}", initial=start,
-                         total=len(schedule)):
-            idx = schedule[step]
-            loss = hybrid_loss(model, [items[i] for i in idx], [refs[i] for i in idx], config)
-            check_finite(loss, step)
-            loss.backward()
-            if config.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(list(params.values()), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append((step + 1, loss.item()))
-            ran += 1
-            done = step + 1
-            if done % config.callback_every == 0 or done == len(schedule):
-                run_callbacks(callbacks, model, done, history)
-            if done % config.checkpoint_every == 0 and done < len(schedule):
-                save_checkpoint(ckpt, done, params, optimizer, scheduler, losses, history, fp)
-        model.hf.eval()
-    per_step = (time.perf_counter() - t0) / ran if ran else None
+        try:
+            loop = run_steps(acc, model, params, optimizer, scheduler, len(schedule), step_fn, settings, ckpt, fp,
+                             start, losses, history, callbacks, desc=f"realign {out_dir.name}")
+        finally:
+            model.hf.eval()
+    losses, history, per_step = loop.losses, loop.history, loop.seconds_per_step
 
     meta = {"realign_config": asdict(config), "n_items": _kinds(items), "fingerprint": fp, **(provenance or {})}
     model.provenance = {**model.provenance, "training": meta}

@@ -182,6 +182,70 @@ def ablation_check(
     return AblationCheck(base, tuple(top), top_delta, tuple(rand), -float(scores[top].sum()))
 
 
+@dataclass(frozen=True)
+class FeatureValidation:
+    """The ablation check run on exactly the features that form a subspace, against random controls."""
+
+    features: tuple[int, ...]
+    """The checked features (those the subspace is built from)."""
+    base: float
+    """Metric with nothing ablated."""
+    set_delta: float
+    """Metric change when all of ``features`` are ablated together."""
+    feature_deltas: tuple[float, ...]
+    """Metric change when each feature alone is ablated (same order as ``features``)."""
+    random_deltas: tuple[float, ...]
+    """Metric change for each random set of as many active features (drawn from the others)."""
+    predicted_delta: float | None = None
+    """First-order prediction: minus the sum of the features' attribution scores (None without scores)."""
+
+    @property
+    def random_mean_abs(self) -> float:
+        return sum(abs(d) for d in self.random_deltas) / max(len(self.random_deltas), 1)
+
+    @property
+    def passed(self) -> bool:
+        """Ablating the set moves the metric more than every random set of the same size does."""
+        return abs(self.set_delta) > max((abs(d) for d in self.random_deltas), default=0.0)
+
+    def to_dict(self) -> dict:
+        return {"features": list(self.features), "base": self.base, "set_delta": self.set_delta,
+                "feature_deltas": dict(zip(map(str, self.features), self.feature_deltas, strict=True)),
+                "random_deltas": list(self.random_deltas), "random_mean_abs": self.random_mean_abs,
+                "predicted_delta": self.predicted_delta, "passed": self.passed}
+
+
+def validate_features(
+    model, sae, site: ActSite, batches: Sequence[MetricBatch], features: Sequence[int],
+    scores: Float[Tensor, " d_sae"] | None = None, n_random: int = 10, seed: int = 0,
+) -> FeatureValidation:
+    """Ablate ``features`` together and one by one, and ``n_random`` random sets of as many features.
+
+    Controls are drawn from the active features (non-zero ``scores``; every feature without scores)
+    outside ``features``, so a subspace's features are compared with features the prompts also use.
+    """
+    features = [int(f) for f in features]
+    if not features or len(set(features)) != len(features):
+        raise ValueError(f"features must be distinct SAE feature indices, got {features}")
+    if max(features) >= sae.cfg.d_sae or min(features) < 0:
+        raise ValueError(f"features {features} out of range for an SAE with {sae.cfg.d_sae} features")
+    batches = list(batches)
+    base = metric_value(model, sae, site, batches)
+    set_delta = metric_value(model, sae, site, batches, features) - base
+    single = tuple(metric_value(model, sae, site, batches, [f]) - base for f in features)
+    active = torch.ones(sae.cfg.d_sae, dtype=torch.bool) if scores is None else scores.cpu() != 0
+    active[features] = False
+    pool = torch.nonzero(active).flatten()
+    if len(pool) < len(features):
+        raise ValueError(f"only {len(pool)} other active features for random sets of {len(features)}")
+    gen = torch.Generator().manual_seed(seed)
+    rand = tuple(metric_value(model, sae, site, batches,
+                              pool[torch.randperm(len(pool), generator=gen)[:len(features)]].tolist()) - base
+                 for _ in range(n_random))
+    predicted = None if scores is None else -float(scores[features].sum())
+    return FeatureValidation(tuple(features), base, set_delta, single, rand, predicted)
+
+
 # ---- the two metrics ------------------------------------------------------------------------------
 
 

@@ -77,8 +77,15 @@ def run_attribution(model, sae, site: ActSite, prompts: PromptSet, n_per_class: 
 
 
 def write_attribution(attr: FeatureAttribution, checks: dict, out: Path, sae=None,
-                      store: ActivationStore | None = None, tokenizer=None, n_top: int = 8) -> dict:
-    """JSON + CSV of scores and classes, scatter figure and top-prompt table/HTML; returns the summary."""
+                      store: ActivationStore | None = None, tokenizer=None, n_top: int = 8, model=None,
+                      max_pages: int = 64) -> dict:
+    """JSON + CSV of scores and classes, scatter figure and top-prompt table/HTML; returns the summary.
+
+    With an SAE and a store it also writes ``feature_pages.json`` (histograms, top examples with
+    per-token activations, and, given ``model``, logit effects) for the classified features, strongest
+    first, at most ``max_pages`` of them (what ``interp explore`` shows on its feature pages); harmful
+    examples' tokens are redacted there, and the full pages go into the store's folder.
+    """
     from interp.sae.plots import attribution_scatter, top_prompts_html, top_prompts_table
 
     recs = attr.to_records()
@@ -102,4 +109,19 @@ def write_attribution(attr: FeatureAttribution, checks: dict, out: Path, sae=Non
             write_text(out / "top_prompts_table.html",
                        top_prompts_table(ex, classes, tokenizer).to_html(include_plotlyjs="cdn"))
             write_json(out / "top_prompts.json", {str(k): v for k, v in ex.items()})
+        paged = _paged_features(attr, summary["top"], max_pages)
+        if paged:
+            from interp.sae.feature_pages import feature_pages, redact_examples
+
+            pages = feature_pages(sae, store, paged, tokenizer, model) | {"provenance": attr.provenance}
+            # figures are committed: harmful prompts' tokens only go beside the store (a runs/ cache)
+            write_json(store.path / "feature_pages.json", pages)
+            write_json(out / "feature_pages.json", redact_examples(pages))
     return summary
+
+
+def _paged_features(attr: FeatureAttribution, top: dict, limit: int) -> list[int]:
+    """Top features of each class first, then every other classified feature, strongest first."""
+    ranked = [f for c in ("refusal", "shared", "hallucination") for f in top[c]]
+    ranked += [f for c in ("refusal", "shared", "hallucination") for f in attr.features(c)]
+    return list(dict.fromkeys(ranked))[:limit]

@@ -13,9 +13,9 @@ import json
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from interp.data.prompts import PromptSet
 from interp.distributed import barrier, world
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 Recipe = Literal["stl", "stl-aug", "dcr"]
 RECIPES: tuple[str, ...] = ("stl", "stl-aug", "dcr")
+Protect = Literal["none", "freeze", "lr"]
+PROTECTS: tuple[str, ...] = get_args(Protect)
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,12 @@ class AlignConfig:
 
     recipe: Recipe = "stl"
     """``stl``, ``stl-aug`` or ``dcr``."""
-    n_refusal: int = 320
-    """(harmful prompt, refusal) pairs."""
-    n_general: int = 320
-    """(harmless prompt, self-distilled answer) pairs."""
+    n_refusal: int = 64
+    """(harmful prompt, refusal) pairs: 64 in 1,280 examples is the paper's ~5% (1k refusals in 21k); half
+    refusals (the old 320 + 320) taught a global refusal prior that DCR cannot undo."""
+    n_general: int = 1216
+    """(harmless prompt, self-distilled answer) pairs; the answers are cached per prompt (see
+    :func:`self_distilled`), so every recipe and seed reuses them."""
     n_helpful: int = 120
     """(seemingly harmful prompt, helpful answer) pairs, ``stl-aug`` only."""
     distill_tokens: int = 48
@@ -51,10 +55,53 @@ class AlignConfig:
     """Contrastive stage (``dcr`` only)."""
     seed: int = 0
     """Seed of the data sampling."""
+    protect: Protect = "none"
+    """What the supervised stage does to the layers that hold the contrastive stage's separation (the
+    embeddings and blocks ``0..l``): ``none`` trains them like the rest, ``freeze`` keeps them fixed,
+    ``lr`` trains them at ``protect_lr_scale`` times the learning rate."""
+    protect_lr_scale: float = 0.1
+    """Learning-rate factor of the protected layers under ``protect="lr"``."""
+    protect_layer: int | None = None
+    """The ``l`` protected (None: ``contrastive.layer``)."""
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r}; expected one of {RECIPES}")
+        if self.protect not in PROTECTS:
+            raise ValueError(f"protect must be one of {PROTECTS}, got {self.protect!r}")
+        if not 0 < self.protect_lr_scale <= 1:
+            raise ValueError(f"protect_lr_scale must be in (0, 1], got {self.protect_lr_scale}")
+        if self.n_refusal < 0 or self.n_general < 0 or self.n_helpful < 0 or self.n_refusal + self.n_general == 0:
+            raise ValueError(f"example counts must be >= 0 and not all zero, got n_refusal={self.n_refusal}, "
+                             f"n_general={self.n_general}, n_helpful={self.n_helpful}")
+
+    @property
+    def refusal_share(self) -> float:
+        """Refusals' share of the STL mixture (refusals over refusals plus general examples)."""
+        return self.n_refusal / (self.n_refusal + self.n_general)
+
+    @property
+    def protected_layer(self) -> int:
+        return self.contrastive.layer if self.protect_layer is None else self.protect_layer
+
+
+def protected_sft(model, config: AlignConfig) -> SFTConfig:
+    """``config.sft`` with the protection of :attr:`AlignConfig.protect` applied to ``model``'s layers.
+
+    The protected parameters are the embeddings and blocks ``0..l``: everything that computes block
+    ``l``'s output, where the contrastive stage separated the classes (tied embeddings are frozen by
+    default anyway). Prefixes end in a dot, so LoRA adapters inside those blocks are covered too.
+    """
+    if config.protect == "none":
+        return config.sft
+    layer = config.protected_layer
+    if not 0 <= layer < model.spec.n_layers:
+        raise ValueError(f"protected layer {layer} out of range for a {model.spec.n_layers}-layer model")
+    arch = model.arch
+    head = (*arch.embedding_prefixes, *(arch.block_prefix(i) for i in range(layer + 1)))
+    if config.protect == "freeze":
+        return replace(config.sft, frozen=tuple(dict.fromkeys((*config.sft.frozen, *head))))
+    return replace(config.sft, lr_scales=(*((p, config.protect_lr_scale) for p in head), *config.sft.lr_scales))
 
 
 @dataclass(frozen=True)
@@ -89,24 +136,45 @@ class AlignData:
             raise ValueError(f"contrastive and SFT harmful prompts overlap ({len(overlap)} prompts)")
 
 
-def _cache_key(model, prompts: Sequence[str], tokens: int) -> str:
+def _cache_key(model, tokens: int) -> str:
     h = hashlib.sha1(f"{model.name}\x00{model.provenance.get('checkpoint', '')}\x00{tokens}".encode())
-    for p in prompts:
-        h.update(p.encode() + b"\x00")
     return h.hexdigest()[:16]
 
 
-def self_distilled(model, prompts: Sequence[str], max_new_tokens: int, cache_dir: Path | None) -> list[str]:
-    """The model's own greedy answers, cached on disk by (model, prompts, length)."""
+def distill_cache_path(model, max_new_tokens: int, cache_dir: Path) -> Path:
+    """Where :func:`self_distilled` keeps ``model``'s answers of this length (one file per model)."""
+    return Path(cache_dir) / f"distill-{_cache_key(model, max_new_tokens)}.json"
+
+
+def self_distilled(model, prompts: Sequence[str], max_new_tokens: int, cache_dir: Path | None,
+                   chunk: int = 64) -> list[str]:
+    """The model's own greedy answers, in the order of ``prompts``, cached per prompt and resumable.
+
+    The cache (one JSON object ``{"answers": {prompt: answer}}`` per model and answer length) grows
+    ``chunk`` prompts at a time, so an interrupted generation resumes after the last chunk written, and
+    recipes and seeds that draw other prompts from the same pool generate only the answers still missing.
+    """
     from interp.evaluate.generate import generate
 
-    path = cache_dir / f"distill-{_cache_key(model, prompts, max_new_tokens)}.json" if cache_dir else None
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    path = distill_cache_path(model, max_new_tokens, cache_dir) if cache_dir else None
+    cached: dict[str, str] = {}
     if path is not None and path.exists():
-        return json.loads(path.read_text())
-    answers = generate(model, list(prompts), max_new_tokens=max_new_tokens, batch_size=32)
-    if path is not None and world().is_main:  # every process has the answers; one writes them
-        write_json(path, answers)
-    return answers
+        saved = json.loads(path.read_text())
+        if not isinstance(saved, dict) or not isinstance(saved.get("answers"), dict):
+            raise ValueError(f"{path} is not a self-distillation cache ({{'answers': {{prompt: answer}}}}); delete it")
+        cached = saved["answers"]
+    missing = list(dict.fromkeys(p for p in prompts if p not in cached))
+    if missing:
+        log.info("self-distilling %d answers (%d cached) of %s", len(missing), len(cached), model.name)
+    for start in range(0, len(missing), chunk):
+        part = missing[start:start + chunk]
+        cached.update(zip(part, generate(model, part, max_new_tokens=max_new_tokens, batch_size=32,
+                                         progress=False), strict=True))
+        if path is not None and world().is_main:  # every process has the answers; one writes them
+            write_json(path, {"model": model.name, "max_new_tokens": max_new_tokens, "answers": cached})
+    return [cached[p] for p in prompts]
 
 
 def _take(ps: PromptSet, n: int, seed: int) -> PromptSet:
@@ -139,11 +207,14 @@ def align(
     out_dir: str | Path,
     callbacks: Sequence[Callback] = (),
     cache_dir: str | Path | None = None,
+    contrastive_callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
     """Run a recipe on ``model`` in place; the aligned checkpoint lands in ``out_dir/model``.
 
-    ``callbacks`` run during every stage; DCR's contrastive records come first in the history, at
-    negative steps (0 is the start of the supervised stage).
+    ``callbacks`` run during every stage, ``contrastive_callbacks`` (e.g. a
+    :class:`~interp.train.contrastive_diagnostic.SeparationCallback`) during DCR's contrastive stage
+    only; the contrastive records come first in the history, at negative steps (0 is the start of the
+    supervised stage). ``config.protect`` shields the layers ``<= l`` in the supervised stage.
     """
     data.check(config.recipe)
     out_dir = Path(out_dir)
@@ -162,7 +233,7 @@ def align(
         else:
             contrastive = asdict(contrastive_refine(
                 model, data.seemingly.dedupe(), data.contrast_harmful.dedupe(), config.contrastive, out_dir,
-                callbacks=callbacks))
+                callbacks=(*callbacks, *map(_stage_only, contrastive_callbacks))))
             if world().is_main:  # under accelerate launch every process ran the (replicated) stage alike
                 model.save(stage_dir, extra={"stage": "dcr-contrastive"})
             barrier()
@@ -172,23 +243,35 @@ def align(
         "data": {k: {"name": getattr(data, k).name, "n": len(getattr(data, k))}
                  for k in ("harmful", "harmless", "seemingly", "contrast_harmful")},
         "base_model": model.name,
+        "refusal_share": config.refusal_share,
     }
     if contrastive is not None:
         provenance["contrastive_final_loss"] = contrastive["losses"][-1] if contrastive["losses"] else None
-    return train_sft(model, examples, config.sft, out_dir, callbacks=callbacks, provenance=provenance,
+    return train_sft(model, examples, protected_sft(model, config), out_dir, callbacks=callbacks,
+                     provenance=provenance,
                      history_prefix=contrastive_prefix(contrastive))
 
 
 def contrastive_prefix(contrastive: dict | None) -> list[dict]:
-    """The contrastive stage's callback records at steps -S..-1 (S its length), so one history covers DCR.
+    """The contrastive stage's callback records at steps -S..0 (S its length), so one history covers DCR.
 
-    Its final record is left out: the SFT stage measures the same weights at its step 0.
+    Its final records are left out where the SFT stage measures the same weights at its step 0 (the
+    shared callbacks); those of stage-only callbacks (marked ``stage_only``) are kept, at step 0.
     """
     if not contrastive:
         return []
     steps = contrastive["config"]["steps"]
     return [{**r, "step": r["step"] - steps, "stage": "contrastive"}
-            for r in contrastive.get("history", []) if r["step"] < steps]
+            for r in contrastive.get("history", []) if r["step"] < steps or r.get("stage_only")]
+
+
+def _stage_only(callback: Callback) -> Callback:
+    """``callback`` with its records marked ``stage_only`` (see :func:`contrastive_prefix`)."""
+
+    def run(model, step: int) -> list[dict]:
+        return [{**r, "stage_only": True} for r in callback(model, step) or []]
+
+    return run
 
 
 def suite_align_data(data_dir=None, n_contrast: int = 250, seed: int = 0) -> AlignData:

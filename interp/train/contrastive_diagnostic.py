@@ -154,3 +154,65 @@ def separation(
             "a_name": getattr(a_prompts, "name", None), "b_name": getattr(b_prompts, "name", None)}
     return SeparationStats(**cosine_summary(x_a, x_b), probe_auc=auc, refusal_prob_a=float(p_a.mean()),
                            refusal_prob_b=float(p_b.mean()), lm_loss=loss, provenance=prov)
+
+
+def heldout_classes(data_dir=None, per_class: int = 32, seed: int = 0) -> tuple[PromptSet, PromptSet]:
+    """Seemingly harmful and harmful prompts from the suites' held-out halves (``PromptSet.split().test``),
+    ``per_class`` of each (seeded), for diagnosing the contrastive stage on prompts it never trains on."""
+    from interp.data.prompts import concat
+    from interp.data.suites import load_suite
+
+    out = []
+    for label in ("seemingly_harmful", "harmful"):
+        test = concat(f"{label}:heldout", list(load_suite(label, data_dir).test().values())).dedupe()
+        out.append(test.sample(per_class, seed))
+    return out[0], out[1]
+
+
+SEPARATION_FIELDS = ("within_cos", "within_cos_a", "within_cos_b", "cross_cos", "cos_gap", "probe_auc",
+                     "refusal_prob_a", "refusal_prob_b", "lm_loss")
+"""The :class:`SeparationStats` numbers a :class:`SeparationCallback` records (metric ``dcr/FIELD``)."""
+
+
+@dataclass
+class SeparationCallback:
+    """Training callback: :func:`separation` of two held-out classes at every ``every_n_steps``-th call.
+
+    Records ``{step, metric: "dcr/FIELD", label, value}`` for every field of :data:`SEPARATION_FIELDS`
+    (label ``layer L``), so the contrastive stage's history (``contrastive.json``, and the negative steps
+    of a DCR run's ``train.json``) shows the geometry, the probe, refusal and language-model loss side
+    by side. The model is left as found (``separation`` takes no gradient).
+    """
+
+    a: PromptSet
+    """Class ``a``: held-out seemingly harmful prompts."""
+    b: PromptSet
+    """Class ``b``: held-out harmful prompts."""
+    general_texts: Sequence[str]
+    """General text for the language-model loss (e.g. ``REFERENCE_PARAGRAPHS``)."""
+    layer: int
+    """Block whose pooled output is measured (the contrastive stage's ``l``)."""
+    pooling: Pooling = "user"
+    """Pooling of the block's states, as in :class:`~interp.train.contrastive.ContrastiveConfig`."""
+    every_n_steps: int = 1
+    """Measure when ``step % every_n_steps == 0`` (the stage itself calls every ``callback_every`` steps)."""
+    folds: int = 5
+    """Cross-validation folds of the probe."""
+    stats: list[tuple[int, SeparationStats]] = field(default_factory=list)
+    """Every measurement so far, as (step, stats)."""
+
+    def __post_init__(self) -> None:
+        if self.every_n_steps < 1:
+            raise ValueError(f"every_n_steps must be >= 1, got {self.every_n_steps}")
+        for name, ps in (("a", self.a), ("b", self.b)):
+            if len(ps) < self.folds:
+                raise EmptyPromptClassError(f"class {name} ({ps.name!r}) has {len(ps)} prompts; the "
+                                            f"{self.folds}-fold probe needs >= {self.folds}")
+
+    def __call__(self, model, step: int) -> list[dict]:
+        if step % self.every_n_steps:
+            return []
+        s = separation(model, self.a, self.b, self.general_texts, self.layer, self.pooling, folds=self.folds)
+        self.stats.append((step, s))
+        return [{"step": step, "metric": f"dcr/{name}", "label": f"layer {self.layer}",
+                 "value": float(getattr(s, name))} for name in SEPARATION_FIELDS]

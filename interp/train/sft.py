@@ -26,7 +26,6 @@ from typing import Literal, Protocol, runtime_checkable
 
 import torch
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from interp.errors import DataFormatError
 from interp.io import atomic_dir, write_json
@@ -71,12 +70,18 @@ class SFTConfig:
     lora: LoRAConfig | None = None
     """Train low-rank adapters (peft) instead of the weights; merged into the saved model at the end,
     and also written as a PEFT adapter to ``out_dir/adapter``. None: full fine-tuning."""
+    lr_scales: tuple[tuple[str, float], ...] = ()
+    """(name prefix, factor) pairs: a trainable parameter whose name starts with a prefix trains at
+    ``lr * factor`` (first match wins; others at ``lr``), e.g. a lower rate for the layers below DCR's ``l``."""
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1 or self.max_length < 8 or self.grad_accum < 1:
             raise ValueError(f"invalid SFTConfig: {self}")
         if self.mixed_precision not in (None, "no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision must be 'no', 'fp16', 'bf16' or None, got {self.mixed_precision!r}")
+        object.__setattr__(self, "lr_scales", tuple((str(p), float(f)) for p, f in self.lr_scales))
+        if any(f <= 0 for _, f in self.lr_scales):
+            raise ValueError(f"lr_scales factors must be > 0 (freeze a parameter with `frozen`), got {self.lr_scales}")
 
 
 @runtime_checkable
@@ -89,6 +94,7 @@ class UpdateConstraint(Protocol):
     def before_step(self, model) -> None: ...
 
     def after_step(self, model) -> None: ...
+    # A constraint that acts on whatever is trainable (LoRA adapters included) sets ``supports_lora = True``.
 
 
 @dataclass
@@ -124,8 +130,22 @@ def trainable_parameters(model, frozen: Sequence[str]) -> dict[str, torch.nn.Par
     return params
 
 
+def param_groups(params: dict[str, torch.nn.Parameter], config: SFTConfig) -> list[dict]:
+    """AdamW parameter groups: one per learning rate of ``config.lr_scales`` (empty groups left out)."""
+    if not config.lr_scales:
+        return [{"params": list(params.values())}]
+    groups: dict[float, list] = {}
+    for name, p in params.items():
+        factor = next((f for prefix, f in config.lr_scales if name.startswith(prefix)), 1.0)
+        groups.setdefault(factor, []).append(p)
+    return [{"params": ps, "lr": config.lr * f} for f, ps in groups.items()]
+
+
 def _fingerprint(examples: Sequence[SFTExample], config: SFTConfig) -> str:
-    h = hashlib.sha1(json.dumps(asdict(config), sort_keys=True).encode())
+    settings = asdict(config)
+    if not settings["lr_scales"]:  # unset, it leaves the fingerprints of checkpoints made before it existed
+        del settings["lr_scales"]
+    h = hashlib.sha1(json.dumps(settings, sort_keys=True).encode())
     for ex in examples:
         h.update(f"{ex.kind}\x00{ex.prompt}\x00{ex.response}\x01".encode())
     return h.hexdigest()[:16]
@@ -226,10 +246,11 @@ def train_sft(
     launch`` every process calls this with the same arguments; callbacks run on every process.
     """
     from interp.train.engine import Objective, make_accelerator
+    from interp.train.loop import LoopSettings, run_steps
 
     if not examples:
         raise ValueError("no training examples")
-    if config.lora is not None and constraint is not None:
+    if config.lora is not None and constraint is not None and not getattr(constraint, "supports_lora", False):
         raise ValueError(f"{type(constraint).__name__} constrains updates of the full weights, which LoRA leaves "
                          "frozen; use full fine-tuning (SFTConfig.lora=None) with an update constraint")
     out_dir = Path(out_dir)
@@ -253,7 +274,7 @@ def train_sft(
     for p in model.hf.parameters():
         if id(p) not in stepped:
             p.requires_grad_(False)
-    optimizer = torch.optim.AdamW(list(params.values()), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(params, config), lr=config.lr, weight_decay=config.weight_decay)
     schedule = batch_schedule(len(examples), config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, len(schedule)))
     fp = _fingerprint(examples, config)
@@ -266,30 +287,13 @@ def train_sft(
         run_callbacks(callbacks, model, 0, history)
 
     model.hf.train()
-    bar = tqdm(range(start, len(schedule)), desc=f"sft {out_dir.name}", initial=start, total=len(schedule),
-               disable=not acc.is_main_process)
+    settings = LoopSettings(config.max_grad_norm, config.callback_every, config.checkpoint_every)
     try:
-        for step in bar:
-            loss = _step(acc, objective, model, [examples[i] for i in schedule[step]], config, step)
-            if config.max_grad_norm:
-                acc.clip_grad_norm_(list(params.values()), config.max_grad_norm)
-            if constraint is not None:
-                constraint.before_step(model)
-            optimizer.step()
-            if constraint is not None:
-                constraint.after_step(model)
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_value = loss.item()
-            losses.append((step + 1, loss_value))
-            bar.set_postfix(loss=f"{loss_value:.3f}")
-            done = step + 1
-            if done % config.callback_every == 0 or done == len(schedule):
-                run_callbacks(callbacks, model, done, history)
-            if done % config.checkpoint_every == 0 and done < len(schedule):
-                if acc.is_main_process:
-                    save_checkpoint(ckpt, done, params, optimizer, scheduler, losses, history, fp)
-                acc.wait_for_everyone()
+        loop = run_steps(acc, model, params, optimizer, scheduler, len(schedule),
+                         lambda step: _step(acc, objective, model, [examples[i] for i in schedule[step]], config,
+                                            step),
+                         settings, ckpt, fp, start, losses, history, callbacks, constraint, f"sft {out_dir.name}")
+        losses, history = loop.losses, loop.history
     finally:
         model.hf.eval()
         acc.free_memory()  # drops accelerate's references to the DDP wrapper (and its gradient hooks)

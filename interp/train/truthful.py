@@ -1,7 +1,9 @@
 """Truthfulness fine-tuning: SFT on factual questions answered with their correct answer.
 
 With a :class:`interp.train.constraints.SubspaceConstraint` the same fine-tune preserves an exported
-refusal subspace (every update of the weights that write into it is projected off it).
+refusal subspace (every update of the weights that write into it is projected off it); the whole-model
+variants (residual writers, null-space projection, anchor loss, Safe-LoRA) are planned by
+:func:`interp.train.preserving.plan_variant`.
 """
 
 from __future__ import annotations
