@@ -20,10 +20,13 @@ def _tiny():
     return load_model("tiny", device="cpu", tiny=TinyConfig(n_layers=2, seed=1))
 
 
-def test_default_mixture_is_about_five_percent_refusals():
-    cfg = AlignConfig()
+def test_paper_mixture_is_about_five_percent_refusals():
+    from interp.train.align import PAPER_MIXTURE
+
+    cfg = AlignConfig(**PAPER_MIXTURE)
     assert cfg.n_refusal + cfg.n_general == 1280
     assert cfg.refusal_share == pytest.approx(0.05)
+    assert AlignConfig().refusal_share == pytest.approx(0.5)  # the README's STL model
     with pytest.raises(ValueError, match="protect_lr_scale"):
         AlignConfig(protect="lr", protect_lr_scale=0.0)
     with pytest.raises(ValueError, match="counts"):

@@ -33,16 +33,21 @@ Protect = Literal["none", "freeze", "lr"]
 PROTECTS: tuple[str, ...] = get_args(Protect)
 
 
+PAPER_MIXTURE = {"n_refusal": 64, "n_general": 1216}
+"""The DCR paper's STL mixture, ~5% refusals (1k refusals in 21k examples), at this workbench's scale."""
+
+
 @dataclass(frozen=True)
 class AlignConfig:
     """Which recipe, how much data of each kind, and the optimiser settings."""
 
     recipe: Recipe = "stl"
     """``stl``, ``stl-aug`` or ``dcr``."""
-    n_refusal: int = 64
-    """(harmful prompt, refusal) pairs: 64 in 1,280 examples is the paper's ~5% (1k refusals in 21k); half
-    refusals (the old 320 + 320) taught a global refusal prior that DCR cannot undo."""
-    n_general: int = 1216
+    n_refusal: int = 320
+    """(harmful prompt, refusal) pairs. The default 320 + 320 (half refusals) is the STL model the README's
+    numbers describe; it teaches a global refusal prior that DCR cannot undo. The paper's mixture is ~5%
+    refusals (1k in 21k): ``n_refusal=64, n_general=1216`` (``PAPER_MIXTURE``, ``--refusal-fraction 0.05``)."""
+    n_general: int = 320
     """(harmless prompt, self-distilled answer) pairs; the answers are cached per prompt (see
     :func:`self_distilled`), so every recipe and seed reuses them."""
     n_helpful: int = 120
