@@ -11,8 +11,9 @@ prompt sets the pairs were built from, and writes to --out:
   reference-text loss, MC1 on held-out TruthfulQA, AdvBench refusal on held-out AdvBench (paired);
 * a figure (triage per category, impact weight per category, agreement before/after per run).
 
-Evaluations are cached per model in OUT/eval/NAME*.json (keyed by model files and settings), so a rerun
-only evaluates new runs.
+Evaluations (every reply, harmful ones included) are cached per model in --cache (default
+runs/trace_shift/POLICY/NAME-KEY.json, keyed by model files and settings), never under the figures, so a
+rerun only evaluates new runs.
 
     .venv/bin/python analyses/trace_shift.py --policy analyses/policies/loosen_educational.toml \
         --run trace=runs/realign/loosen/trace --run naive_dpo=runs/realign/loosen/naive_dpo \
@@ -48,6 +49,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the held-out subsamples and bootstrap")
     p.add_argument("--no-eval", action="store_true", help="only the triage and impact figures")
     p.add_argument("--out", default=None, help="default: figures/realign/POLICY_NAME")
+    p.add_argument("--cache", default=None, help="evaluation cache, holding every reply (default: "
+                                                  "runs/trace_shift/POLICY_NAME; never under figures/)")
     add_device_args(p)
     return p.parse_args(argv)
 
@@ -122,7 +125,7 @@ def compute(args, runs: dict[str, Path]) -> dict:
     base = load_model(args.base, device=args.device, dtype=args.dtype)
     harmless = prompts.filter(lambda p: p.label == "harmless")
     reference = reference_stats(base, harmless.texts if len(harmless) else prompts.texts[:32])
-    cache = Path(args.out) / "eval"
+    cache = Path(args.cache or f"runs/trace_shift/{new.name}")
     evals = {"before": evaluate_model("before", Path(args.base), base, prompts, mc, reference, args, cache)}
     for name, run in runs.items():
         evals[name] = evaluate_model(name, run / "model", base, prompts, mc, reference, args, cache)

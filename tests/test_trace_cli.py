@@ -52,7 +52,7 @@ def test_trace_shift_analysis_pairs_before_and_after(tmp_path):
     analysis = load_analysis("trace_shift")
     argv = ["--base", "tiny", "--run", f"trace={out}", "--policy", str(POLICIES / "loosen_educational.toml"),
             "--old-policy", str(POLICIES / "stl_old.toml"), "--advbench", "0", "--mc", "0", "--max-new-tokens", "3",
-            "--device", "cpu", "--out", str(figs)]
+            "--device", "cpu", "--out", str(figs), "--cache", str(tmp_path / "cache")]
     assert analysis.main(argv) == 0
     result = json.loads((figs / "summary.json").read_text())["result"]
     before, after = result["agreement"]["before"], result["agreement"]["trace"]
@@ -63,6 +63,6 @@ def test_trace_shift_analysis_pairs_before_and_after(tmp_path):
     assert paired["diff"] == pytest.approx(after["changed"]["rate"] - before["changed"]["rate"])
     assert result["capability"]["trace"]["first_token_kl"]["mean"] >= 0
     assert "| trace |" in (figs / "table.md").read_text()
-    cached = sorted((figs / "eval").glob("*.json"))
-    assert len(cached) == 2
-    assert analysis.main(argv) == 0 and sorted((figs / "eval").glob("*.json")) == cached  # evaluations reused
+    cached = sorted((tmp_path / "cache").glob("*.json"))
+    assert len(cached) == 2 and not (figs / "eval").exists()  # replies stay out of the figures
+    assert analysis.main(argv) == 0 and sorted((tmp_path / "cache").glob("*.json")) == cached  # reused
