@@ -87,11 +87,18 @@ def test_unknown_metadata_field_is_refused():
 
 
 @pytest.mark.parametrize("name", ["loosen_educational.toml", "tighten_medical.toml"])
-def test_example_policies_load_and_name_real_categories(name):
+def test_example_policies_load_and_name_real_categories(name, data_dir):
+    """Every (label, category) a rule names exists in the built-in prompts or in XSTest / TruthfulQA."""
+    from interp.data.registry import load_prompts
+
     pol = load_policy(POLICIES / name)
-    cats = {(p.label, p.category) for p in builtin_prompts()}
+    prompts = [*builtin_prompts(), *load_prompts("xstest", data_dir), *load_prompts("truthfulqa", data_dir)]
+    cats = {(p.label, p.category) for p in prompts}
+    by_source = {(p.source, p.category) for p in prompts}
     for rule in pol.rules:
         when = dict(rule.when)
-        for label in when.get("label", ()):
-            for cat in when.get("category", ()):
-                assert (label, cat) in cats, f"{name}: no built-in {label}/{cat} prompts"
+        for cat in when.get("category", ()):
+            for label in when.get("label", ()):
+                assert (label, cat) in cats, f"{name}: no {label}/{cat} prompts"
+            for source in when.get("source", ()):
+                assert (source, cat) in by_source, f"{name}: no {source}/{cat} prompts"
