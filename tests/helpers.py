@@ -27,3 +27,22 @@ def load_analysis(name: str):
     sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
     spec.loader.exec_module(module)
     return module
+
+
+def train_with_constraint(model, constraint, texts, steps: int = 2, lr: float = 3e-2) -> None:
+    """A few Adam steps of next-token loss on ``texts``, with an update constraint around each step."""
+    import torch
+
+    opt = torch.optim.Adam([p for p in model.hf.parameters() if p.requires_grad], lr=lr)
+    enc = model.encode(texts)
+    for _ in range(steps):
+        logits = model.logits(enc)
+        lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, enc.input_ids[:, 1:, None])[..., 0]
+        loss = -(lp * enc.attention_mask[:, 1:]).sum() / enc.attention_mask[:, 1:].sum()
+        loss.backward()
+        if constraint:
+            constraint.before_step(model)
+        opt.step()
+        if constraint:
+            constraint.after_step(model)
+        opt.zero_grad(set_to_none=True)

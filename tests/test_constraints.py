@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import train_with_constraint
 
 from interp.hooks import Site, capture
 from interp.models import TinyConfig, load_model
@@ -14,24 +15,8 @@ from interp.train.constraints import SubspaceConstraint
 TEXTS = ["the cat sat on the mat", "refuse harmful requests politely", "paris is in france"]
 
 
-def _loss(model, enc):
-    logits = model.logits(enc)
-    lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, enc.input_ids[:, 1:, None])[..., 0]
-    return -(lp * enc.attention_mask[:, 1:]).sum() / enc.attention_mask[:, 1:].sum()
-
-
 def _train(model, constraint, steps=2, lr=3e-2):
-    params = [p for p in model.hf.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
-    enc = model.encode(TEXTS)
-    for _ in range(steps):
-        _loss(model, enc).backward()
-        if constraint:
-            constraint.before_step(model)
-        opt.step()
-        if constraint:
-            constraint.after_step(model)
-        opt.zero_grad(set_to_none=True)
+    train_with_constraint(model, constraint, TEXTS, steps, lr)
 
 
 def _site_proj(model, sub, texts):
