@@ -93,7 +93,8 @@ def _model_key(path: Path, settings: dict) -> str:
 
 
 def evaluate_model(name: str, path: Path, base, prompts, mc, reference, args, cache: Path) -> dict:
-    """Harness results (agreement set and MC set) of one model, cached on disk."""
+    """Harness results (agreement set and MC set) of one model, cached on disk; ``reference()`` gives the
+    starting model's first-token statistics (computed only when some model is not cached)."""
     from interp.evaluate.harness import GENERATION_LABELS, EvalConfig, evaluate
     from interp.io import write_json
     from interp.models import load_model
@@ -106,7 +107,7 @@ def evaluate_model(name: str, path: Path, base, prompts, mc, reference, args, ca
     model = base if name == "before" else load_model(str(path), device=args.device, dtype=args.dtype)
     labels = tuple(sorted(set(GENERATION_LABELS) | {p.label for p in prompts}))
     config = EvalConfig(max_new_tokens=args.max_new_tokens, seed=args.seed, generate_labels=labels)
-    main = evaluate(model, prompts, config, reference=reference, judge_model=base).to_dict()
+    main = evaluate(model, prompts, config, reference=reference(), judge_model=base).to_dict()
     mc_result = evaluate(model, mc, EvalConfig(seed=args.seed)).to_dict() if mc is not None else None
     record = {"name": name, "model": str(path), "main": main, "mc": mc_result}
     write_json(file, record)
@@ -124,7 +125,9 @@ def compute(args, runs: dict[str, Path]) -> dict:
     prompts, mc, specs = eval_sets(args)
     base = load_model(args.base, device=args.device, dtype=args.dtype)
     harmless = prompts.filter(lambda p: p.label == "harmless")
-    reference = reference_stats(base, harmless.texts if len(harmless) else prompts.texts[:32])
+    from functools import cache as once
+
+    reference = once(lambda: reference_stats(base, harmless.texts if len(harmless) else prompts.texts[:32]))
     cache = Path(args.cache or f"runs/trace_shift/{new.name}")
     evals = {"before": evaluate_model("before", Path(args.base), base, prompts, mc, reference, args, cache)}
     for name, run in runs.items():
