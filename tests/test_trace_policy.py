@@ -86,7 +86,7 @@ def test_unknown_metadata_field_is_refused():
         pol({"label": "harmful", "topic": "x"})
 
 
-@pytest.mark.parametrize("name", ["loosen_educational.toml", "tighten_medical.toml"])
+@pytest.mark.parametrize("name", ["loosen_educational.toml", "loosen_wordplay.toml", "tighten_medical.toml"])
 def test_example_policies_load_and_name_real_categories(name, data_dir):
     """Every (label, category) a rule names exists in the built-in prompts or in XSTest / TruthfulQA."""
     from interp.data.registry import load_prompts

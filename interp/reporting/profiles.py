@@ -26,6 +26,8 @@ class Stage:
     """Arguments as templates over ``{out}``, ``{figures}``, ``{runs}`` and ``{model}``."""
     reads_data: bool
     """Whether it takes ``--data-dir`` (the benchmark data folder)."""
+    loads_models: bool = True
+    """Whether it takes ``--device`` / ``--dtype`` (False for scripts that only read finished runs)."""
 
     def argv(self, *, out: str, figures: str, runs: str, model: str, sizes: tuple[str, ...] = (),
              data_dir: str | None = None, device: str | None = None, dtype: str | None = None) -> list[str]:
@@ -33,9 +35,9 @@ class Stage:
         argv = [a.format(out=out, figures=figures, runs=runs, model=model) for a in self.args] + list(sizes)
         if data_dir and self.reads_data:
             argv += ["--data-dir", str(data_dir)]
-        if device:
+        if device and self.loads_models:
             argv += ["--device", str(device)]
-        if dtype:
+        if dtype and self.loads_models:
             argv += ["--dtype", dtype]
         return argv
 
@@ -53,6 +55,11 @@ STAGES: Mapping[str, Stage] = MappingProxyType({
     "foundation": Stage("script", "foundation_eval.py", ("--out", "{out}", "--model", "{model}"), True),
     # quick only: a small STL checkpoint for the stages below (the full table trains its own recipes)
     "stl": Stage("interp", "align", ("--recipe", "stl", "--model", "{model}", "--out", "{runs}/align/stl"), True),
+    # DCR (issue 11): the contrastive stage alone, diagnosed on held-out prompts over a (layer, lr) sweep,
+    # then the full recipe (contrastive stage + STL) for the alignment table
+    "dcr_diagnostic": Stage("script", "dcr_diagnostic.py", ("--out", "{out}", "--model", "{model}",
+                                                            "--runs", "{runs}/dcr_diagnostic"), True),
+    "dcr": Stage("interp", "align", ("--recipe", "dcr", "--model", "{model}", "--out", "{runs}/align/dcr"), True),
     "align": Stage("script", "align_table.py", ("--out", "{out}", "--base", "{model}", "--runs", "{runs}/align"),
                    True),
     "heads": Stage("script", "heads_tradeoff.py", ("--out", "{out}", "--model", _STL), True),
@@ -67,6 +74,12 @@ STAGES: Mapping[str, Stage] = MappingProxyType({
                                            "--out", "{runs}/realign/loosen/trace"), True),
     "trace": Stage("script", "trace_shift.py", ("--out", "{out}", "--base", _STL, "--policy", _LOOSEN,
                                                 "--run", "trace={runs}/realign/loosen/trace"), True),
+    # SafeMoE (issue 13): corpora -> experts -> router -> losses -> eval (harmful text stays under runs/),
+    # then the comparison table, zero-shot routing and the heatmaps (numbers only) into the figures
+    "safemoe": Stage("interp", "safemoe", ("--model", "{model}", "--stl-model", _STL, "--out", "{runs}/safemoe"),
+                     True),
+    "safemoe_eval": Stage("script", "safemoe_eval.py", ("--out", "{out}", "--run", "{runs}/safemoe"), True,
+                          loads_models=False),
 })
 """Every stage, in the order they run (later ones read earlier ones' checkpoints and exports)."""
 
@@ -100,11 +113,17 @@ class Profile:
 QUICK = Profile(
     name="quick",
     description="every stage at small size from an empty cache (design goal: under 30 min on 2 CPU cores)",
-    stages=("foundation", "stl", "align", "heads", "sae", "finetune", "realign", "trace"),
+    stages=("foundation", "stl", "dcr_diagnostic", "dcr", "align", "heads", "sae", "finetune", "realign", "trace",
+            "safemoe", "safemoe_eval"),
     sizes=MappingProxyType({
         "foundation": ("--per-class", "8", "--max-new-tokens", "16"),
         "stl": ("--n-refusal", "32", "--n-general", "32"),
-        "align": ("--recipes", "stl", "--per-source", "4", "--harmless-per-source", "4", "--kernel-per-class", "0",
+        "dcr_diagnostic": ("--layers", "12", "--lrs", "2e-5", "--steps", "4", "--every", "2", "--per-class", "8",
+                           "--batch-per-class", "4", "--kernel-per-class", "0"),
+        "dcr": ("--n-refusal", "32", "--n-general", "32", "--dcr-steps", "4", "--dcr-per-class", "4",
+                "--track", "none"),
+        "align": ("--recipes", "stl", "dcr", "--compare-to", "stl", "--no-train", "--per-source", "4",
+                  "--harmless-per-source", "4", "--kernel-per-class", "0",
                   "--max-new-tokens", "16"),
         "heads": ("--per-class", "8", "--eval-per-class", "8", "--max-new-tokens", "12", "--alphas", "0", "10",
                   "--scales", "0", "2", "--candidate-k", "5", "--permutations", "200"),
@@ -114,6 +133,10 @@ QUICK = Profile(
         "realign": ("--per-class", "8", "--answer-tokens", "16", "--max-retain", "8", "--steps", "4",
                     "--batch-size", "4"),
         "trace": ("--per-class", "8", "--advbench", "8", "--mc", "8", "--max-new-tokens", "16"),
+        "safemoe": ("--domains", "cyber", "fraud", "violence", "--zero-shot-holdout", "violence",
+                    "--train-per-domain", "8", "--heldout-per-domain", "4", "--harmless-train", "8",
+                    "--eval-per-source", "6", "--corpus-tokens", "32", "--eval-tokens", "16", "--expert-epochs", "1",
+                    "--router-steps", "20", "--batch-size", "8"),
     }),
     runs="runs/report/quick",
     out="runs/report/quick/figures",
@@ -122,8 +145,11 @@ QUICK = Profile(
 FULL = Profile(
     name="full",
     description="the sizes behind the README's numbers (hours on 2 CPU cores; trains every missing recipe)",
-    stages=("foundation", "align", "heads", "sae", "finetune", "realign", "trace"),
+    stages=("foundation", "dcr_diagnostic", "align", "heads", "sae", "finetune", "realign", "trace", "safemoe",
+            "safemoe_eval"),
     sizes=MappingProxyType({
+        # the issue's sweep: layer x lr of the contrastive stage alone, with the paper code's kernel
+        "dcr_diagnostic": ("--layers", "6", "12", "18", "24", "--lrs", "5e-6", "2e-5", "1e-4"),
         "align": ("--harmless-per-source", "250"),
         # the settings of the README's TRACE numbers
         "realign": (*_TRACE_PROMPTS, "--labels", "seemingly_harmful,harmless", "--max-retain", "60",
