@@ -63,6 +63,10 @@ def roots(args) -> tuple[str, str]:
     return out, runs
 
 
+_PLURAL = {"listed": "listed only"}
+"""Item kinds whose plural is not KIND + 's' in the summary line."""
+
+
 def stage_argv(args, stage: str) -> list[str]:
     """The arguments ``interp report`` runs ``stage`` with: its own (output folder first), the profile's
     sizes, the data directory (stages that read benchmarks) and ``--device`` / ``--dtype``."""
@@ -134,8 +138,8 @@ def run(args) -> int:
     header = {"profile": f"{profile.name}: {profile.description}", "model": args.model, "figure root": out}
     header |= {f"stage {s}": f"{t.seconds:.0f} s, {' '.join(t.command)}" for s, t in times.items() if t}
     result = write_report(out, args.html, title=f"interp report ({profile.name})", header=header)
-    print(f"wrote {result.path}: {result.n_plots} plots, "
-          + ", ".join(f"{n} {kind}s" for kind, n in sorted(result.counts.items())) + f" ({result.bytes / 1e6:.1f} MB)")
+    kinds = ", ".join(f"{n} {_PLURAL.get(kind, kind + 's')}" for kind, n in sorted(result.counts.items()))
+    print(f"wrote {result.path}: {result.n_plots} plots, {kinds} ({result.bytes / 1e6:.1f} MB)")
     if failed:
         print(f"failed stages: {failed}", file=sys.stderr)
     return 1 if failed else 0

@@ -111,7 +111,9 @@ def item_scores(
     """``<g_gold, g_k>`` for every item, one backward pass per item."""
     refs = reference_for(model, items, config)
     out = torch.zeros(len(items), dtype=torch.float64)
-    for k, (item, ref) in enumerate(zip(items, refs, strict=True)):
+    from tqdm.auto import tqdm
+
+    for k, (item, ref) in enumerate(tqdm(list(zip(items, refs, strict=True)), desc="impact scores", leave=False)):
         g_k = _grads(item_losses(model, [item], [ref], config).sum(), params)
         out[k] = sum((a * b).sum() for a, b in zip(g_gold, g_k, strict=True))
     if not torch.isfinite(out).all():

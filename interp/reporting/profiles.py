@@ -138,7 +138,7 @@ QUICK = Profile(
         "safemoe": ("--domains", "cyber", "fraud", "violence", "--zero-shot-holdout", "violence",
                     "--train-per-domain", "6", "--heldout-per-domain", "3", "--harmless-train", "6",
                     "--eval-per-source", "3", "--corpus-tokens", "24", "--eval-tokens", "12", "--expert-epochs", "1",
-                    "--router-steps", "20", "--batch-size", "8",
+                    "--router-steps", "4", "--batch-size", "8",
                     "--variants", "base", "safe_data_lora", "router:main", "router:zeroshot"),  # + stl (--stl-model)
     }),
     runs="runs/report/quick",
