@@ -127,7 +127,7 @@ QUICK = Profile(
                 "--dcr-per-class", "4", "--track", "none"),
         "align": ("--recipes", "stl", "dcr", "--compare-to", "stl", "--no-train", "--per-source", "1",
                   "--harmless-per-source", "2", "--kernel-per-class", "0", "--max-new-tokens", "12"),
-        "heads": ("--per-class", "6", "--eval-per-class", "3", "--max-new-tokens", "12", "--alphas", "0", "10",
+        "heads": ("--per-class", "4", "--eval-per-class", "3", "--max-new-tokens", "12", "--alphas", "0", "10",
                   "--scales", "0", "2", "--candidate-k", "5", "--permutations", "200"),
         "sae": ("--d-sae", "256", "--rows", "10000", "--corpus-prompts", "32", "--per-class", "6"),
         "finetune": ("--n-train", "16", "--per-source", "1", "--max-new-tokens", "12",
@@ -136,10 +136,10 @@ QUICK = Profile(
                     "--batch-size", "4"),
         "trace": ("--per-class", "4", "--advbench", "4", "--mc", "4", "--max-new-tokens", "12"),
         "safemoe": ("--domains", "cyber", "fraud", "violence", "--zero-shot-holdout", "violence",
-                    "--train-per-domain", "6", "--heldout-per-domain", "3", "--harmless-train", "6",
-                    "--eval-per-source", "3", "--corpus-tokens", "24", "--eval-tokens", "12", "--expert-epochs", "1",
-                    "--router-steps", "4", "--batch-size", "8",
-                    "--variants", "base", "safe_data_lora", "router:main", "router:zeroshot"),  # + stl (--stl-model)
+                    "--train-per-domain", "4", "--heldout-per-domain", "2", "--harmless-train", "4",
+                    "--eval-per-source", "2", "--corpus-tokens", "24", "--eval-tokens", "12", "--expert-epochs", "1",
+                    "--router-steps", "2", "--batch-size", "8",
+                    "--variants", "base", "safe_data_lora", "router:main", "router:zeroshot"),  # + stl
     }),
     runs="runs/report/quick",
     out="runs/report/quick/figures",
