@@ -94,6 +94,8 @@ class Config:
     """Top-k heads of each attribution map patched exactly for the candidate overlap."""
     n_permutations: int = 1000
     """Permutations of the overlap tests."""
+    direction_layer_stride: int = 1
+    """Evaluate every n-th candidate layer when choosing the refusal direction (1: all; the quick report: 2)."""
 
 
 def refusal_rate(replies: list[str]) -> float:
@@ -237,7 +239,8 @@ def run(cfg: Config, out: str) -> dict:
     tr_h, val_h = dsp["harmful"], dsp["harmless"]
     cands = refusal_directions(model, tr_h.train.texts, val_h.train.texts, cfg.batch_size)
     sel = select_refusal_direction(model, cands, tr_h.test.texts, val_h.test.texts,
-                                   refusal_metric(model.tokenizer), batch_size=cfg.batch_size)
+                                   refusal_metric(model.tokenizer), batch_size=cfg.batch_size,
+                                   layer_stride=cfg.direction_layer_stride)
     refusal = sel.direction
     refusal.save(f"{out}/refusal_direction")
     base = measure(model, nullcontext(), ev, cfg, ("asr", "harmless_refusal", "mc"), judge)
@@ -320,6 +323,8 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--candidate-k", type=int, default=d.candidate_k,
                     help="top-k heads of each attribution map patched exactly")
     ap.add_argument("--permutations", type=int, default=d.n_permutations)
+    ap.add_argument("--direction-layer-stride", type=int, default=d.direction_layer_stride,
+                    help="evaluate every n-th candidate layer when choosing the refusal direction")
     add_device_args(ap)
     return ap.parse_args(argv)
 
@@ -329,7 +334,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = Config(a.model, tuple(a.data), a.n_train, a.n_eval, a.max_new_tokens, a.top_k, tuple(a.alphas),
                  tuple(a.scales), a.batch_size, a.seed, a.data_dir, a.device, a.dtype, rank_by=a.rank_by,
-                 overlap_ks=tuple(a.overlap_k), candidate_k=a.candidate_k, n_permutations=a.permutations)
+                 overlap_ks=tuple(a.overlap_k), candidate_k=a.candidate_k, n_permutations=a.permutations,
+                 direction_layer_stride=a.direction_layer_stride)
     res = run(cfg, a.out)
     rd = res["refusal_direction"]
     print(f"refusal direction layer {rd['layer']}: ASR {rd['baseline']['asr_harmful']:.2f} -> "

@@ -258,7 +258,7 @@ def _logprobs(model: Model, prompts: Sequence[str], batch_size: int) -> Tensor:
 def select_refusal_direction(
     model: Model, candidates: LayerDirections, harmful_val: Sequence[str], harmless_val: Sequence[str],
     metric: Metric, kl_max: float = 0.1, max_layer_fraction: float = 0.8, batch_size: int = 8,
-    bypass_max: float = 0.0, induce_min: float = 0.0,
+    bypass_max: float = 0.0, induce_min: float = 0.0, layer_stride: int = 1,
 ) -> LayerSelection:
     """Arditi et al.'s selection: the candidate that removes refusal with the least collateral change.
 
@@ -266,13 +266,16 @@ def select_refusal_direction(
     the unembedding directly) it measures, on validation prompts: the mean refusal score of harmful
     prompts with the direction ablated everywhere (*bypass*), the mean refusal score of harmless prompts
     with it added at its layer (*induce*), and the first-token KL of harmless prompts under ablation.
-    The choice among them is :func:`choose_refusal_candidate`.
+    The choice among them is :func:`choose_refusal_candidate`. ``layer_stride`` > 1 evaluates every
+    ``layer_stride``-th candidate layer only (each costs three passes over the validation prompts).
     """
     from interp.interventions import ablate_direction, add_direction
 
+    if layer_stride < 1:
+        raise ValueError(f"layer_stride must be >= 1, got {layer_stride}")
     base_lp = _logprobs(model, harmless_val, batch_size)
     table = []
-    for layer in tqdm(_candidate_layers(candidates, max_layer_fraction), desc="select refusal layer",
+    for layer in tqdm(_candidate_layers(candidates, max_layer_fraction)[::layer_stride], desc="select refusal layer",
                       leave=False):
         d = candidates.at(layer)
         with ablate_direction(model, d):

@@ -101,6 +101,12 @@ def test_select_refusal_direction_picks_lowest_score_within_kl(model):
     # adding the refusal token's unembedding raises its score on harmless prompts more than noise does
     induced = {r["layer"]: r["induced_refusal_score"] for r in sel.table}
     assert induced[1] > induced[0]
+    # a stride of 2 evaluates layer 0 only
+    strided = select_refusal_direction(model, cands, HARMFUL, HARMLESS, metric, kl_max=10.0, max_layer_fraction=1.0,
+                                       bypass_max=float("inf"), induce_min=float("-inf"), layer_stride=2)
+    assert [r["layer"] for r in strided.table] == [0] and strided.direction.layer == 0
+    with pytest.raises(ValueError, match="layer_stride"):
+        select_refusal_direction(model, cands, HARMFUL, HARMLESS, metric, layer_stride=0)
 
 
 # the selection table measured on the STL-trained SmolLM2 (figures/heads/heads_tradeoff.json), abridged

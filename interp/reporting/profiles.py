@@ -128,7 +128,7 @@ QUICK = Profile(
         "align": ("--recipes", "stl", "dcr", "--compare-to", "stl", "--no-train", "--per-source", "1",
                   "--harmless-per-source", "2", "--kernel-per-class", "0", "--max-new-tokens", "12"),
         "heads": ("--per-class", "4", "--eval-per-class", "3", "--max-new-tokens", "12", "--alphas", "0", "10",
-                  "--scales", "0", "2", "--candidate-k", "5", "--permutations", "200"),
+                  "--scales", "0", "2", "--candidate-k", "5", "--permutations", "200", "--direction-layer-stride", "2"),
         "sae": ("--d-sae", "256", "--rows", "10000", "--corpus-prompts", "32", "--per-class", "6"),
         "finetune": ("--n-train", "16", "--per-source", "1", "--max-new-tokens", "12",
                      "--variants", "unconstrained", "constrained"),
@@ -137,7 +137,7 @@ QUICK = Profile(
         "trace": ("--per-class", "4", "--advbench", "4", "--mc", "4", "--max-new-tokens", "12"),
         "safemoe": ("--domains", "cyber", "fraud", "violence", "--zero-shot-holdout", "violence",
                     "--train-per-domain", "4", "--heldout-per-domain", "2", "--harmless-train", "4",
-                    "--eval-per-source", "2", "--corpus-tokens", "24", "--eval-tokens", "12", "--expert-epochs", "1",
+                    "--eval-per-source", "1", "--corpus-tokens", "24", "--eval-tokens", "12", "--expert-epochs", "1",
                     "--router-steps", "2", "--batch-size", "8",
                     "--variants", "base", "safe_data_lora", "router:main", "router:zeroshot"),  # + stl
     }),
