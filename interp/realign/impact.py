@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from interp.data.preferences import LabelledPair
 from interp.errors import NonFiniteError
@@ -111,9 +112,8 @@ def item_scores(
     """``<g_gold, g_k>`` for every item, one backward pass per item."""
     refs = reference_for(model, items, config)
     out = torch.zeros(len(items), dtype=torch.float64)
-    from tqdm.auto import tqdm
-
-    for k, (item, ref) in enumerate(tqdm(list(zip(items, refs, strict=True)), desc="impact scores", leave=False)):
+    pairs = tqdm(zip(items, refs, strict=True), total=len(items), desc="impact scores", leave=False)
+    for k, (item, ref) in enumerate(pairs):
         g_k = _grads(item_losses(model, [item], [ref], config).sum(), params)
         out[k] = sum((a * b).sum() for a, b in zip(g_gold, g_k, strict=True))
     if not torch.isfinite(out).all():

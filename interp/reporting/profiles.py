@@ -111,6 +111,9 @@ class Profile:
             raise ValueError(f"profile {self.name!r}: stages {self.stages} are not in running order {order}")
 
 
+_QUICK_MIXTURE = ("--n-refusal", "24", "--n-general", "24", "--distill-tokens", "24")
+"""The quick STL mixture, shared by the STL and DCR checkpoints (so DCR reuses STL's distilled answers)."""
+
 QUICK = Profile(
     name="quick",
     description="every stage at small size from an empty cache (under 30 min on 2 CPU cores; see README)",
@@ -120,11 +123,10 @@ QUICK = Profile(
     # prompt or two per source. These sizes check that everything runs and give rough numbers, nothing more.
     sizes=MappingProxyType({
         "foundation": ("--per-class", "4", "--max-new-tokens", "12"),
-        "stl": ("--n-refusal", "24", "--n-general", "24", "--distill-tokens", "24"),
+        "stl": _QUICK_MIXTURE,
         "dcr_diagnostic": ("--layers", "12", "--lrs", "2e-5", "--steps", "2", "--every", "2", "--per-class", "6",
                            "--batch-per-class", "4", "--kernel-per-class", "0"),
-        "dcr": ("--n-refusal", "24", "--n-general", "24", "--distill-tokens", "24", "--dcr-steps", "2",
-                "--dcr-per-class", "4", "--track", "none"),
+        "dcr": (*_QUICK_MIXTURE, "--dcr-steps", "2", "--dcr-per-class", "4", "--track", "none"),
         "align": ("--recipes", "stl", "dcr", "--compare-to", "stl", "--no-train", "--per-source", "1",
                   "--harmless-per-source", "2", "--kernel-per-class", "0", "--max-new-tokens", "12"),
         "heads": ("--per-class", "4", "--eval-per-class", "3", "--max-new-tokens", "12", "--alphas", "0", "10",
