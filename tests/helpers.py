@@ -46,3 +46,45 @@ def train_with_constraint(model, constraint, texts, steps: int = 2, lr: float = 
         if constraint:
             constraint.after_step(model)
         opt.zero_grad(set_to_none=True)
+
+
+def planted_sae_setup(site, token: int, planted: int, d_sae: int = 8):
+    """Tiny model, three prompts and an SAE at ``site`` whose feature ``planted`` lies along the gradient of
+    the metric (logit of ``token`` at the last position): ablating it moves the metric most.
+
+    Every feature is active everywhere with similar activations (large encoder bias), so only the
+    direction tells the planted feature apart. Returns (model, sae, [MetricBatch]).
+    """
+    import torch
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    from interp.models import load_model
+    from interp.sae.attribution import MetricBatch
+
+    model = load_model("tiny")
+    enc = model.encode_chat(["tell me a story", "what is two plus two", "hello"])
+
+    def fn(logits, enc):
+        return logits[:, -1, token].sum()
+
+    grads = {}  # gradient of the metric w.r.t. the site activation, summed over positions and prompts
+
+    def grab(act, *, hook):
+        act.register_hook(lambda g: grads.update(g=g))
+        return act
+
+    with model.hooks(fwd=[(site.site, grab)]):
+        fn(model.logits(enc), enc).backward()
+    model.hf.zero_grad(set_to_none=True)
+    g = site.extract(grads["g"]).sum((0, 1)).detach()
+    d = site.width(model.spec)
+    sae = StandardSAE(StandardSAEConfig(d_in=d, d_sae=d_sae, apply_b_dec_to_input=False))
+    w = torch.randn(d_sae, d, generator=torch.Generator().manual_seed(0))
+    w[planted] = g
+    w = w / w.norm(dim=1, keepdim=True)
+    with torch.no_grad():
+        sae.W_dec.copy_(w)
+        sae.W_enc.copy_(w.T * 0.1)
+        sae.b_enc.fill_(5.0)
+        sae.b_dec.zero_()
+    return model, sae, [MetricBatch(enc, fn)]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from sae_lens import StandardSAE, StandardSAEConfig
+from helpers import planted_sae_setup
 
 from interp.data.prompts import Prompt
 from interp.errors import NonFiniteError
 from interp.hooks import Site
-from interp.models import load_model
 from interp.sae.attribution import (
     ClassifyConfig,
     MetricBatch,
@@ -30,36 +29,7 @@ PLANTED = 3
 def setup():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    model = load_model("tiny")
-    enc = model.encode_chat(["tell me a story", "what is two plus two", "hello"])
-
-    def fn(logits, enc):
-        return logits[:, -1, TOKEN].sum()
-
-    # gradient of the metric w.r.t. the site activation, summed over positions and prompts
-    grads = {}
-
-    def grab(act, *, hook):
-        act.register_hook(lambda g: grads.update(g=g))
-        return act
-
-    with model.hooks(fwd=[(SITE.site, grab)]):
-        x = model.logits(enc)
-        fn(x, enc).backward()
-    model.hf.zero_grad(set_to_none=True)
-    g = SITE.extract(grads["g"]).sum((0, 1)).detach()
-    d = SITE.width(model.spec)
-    sae = StandardSAE(StandardSAEConfig(d_in=d, d_sae=8, apply_b_dec_to_input=False))
-    gen = torch.Generator().manual_seed(0)
-    w = torch.randn(8, d, generator=gen)
-    w[PLANTED] = g
-    w = w / w.norm(dim=1, keepdim=True)
-    with torch.no_grad():
-        sae.W_dec.copy_(w)
-        sae.W_enc.copy_(w.T * 0.1)
-        sae.b_enc.fill_(5.0)  # every feature active everywhere, with similar activations
-        sae.b_dec.zero_()
-    yield model, sae, [MetricBatch(enc, fn)]
+    yield planted_sae_setup(SITE, TOKEN, PLANTED)
     torch.set_num_threads(threads)
 
 

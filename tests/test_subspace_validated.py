@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import torch
-from sae_lens import StandardSAE, StandardSAEConfig
+from helpers import planted_sae_setup
 
 from interp.hooks import Site
-from interp.models import load_model
-from interp.sae.attribution import MetricBatch, feature_scores, metric_value, validate_features
+from interp.sae.attribution import feature_scores, metric_value, validate_features
 from interp.sae.site import ActSite
 from interp.subspace import export_subspace, load_subspace, subspace_from_sae
 
@@ -18,33 +16,7 @@ TOKEN, PLANTED, D_SAE = 100, 3, 8
 
 @pytest.fixture(scope="module")
 def setup():
-    model = load_model("tiny")
-    enc = model.encode_chat(["tell me a story", "what is two plus two", "hello"])
-
-    def fn(logits, enc):
-        return logits[:, -1, TOKEN].sum()
-
-    grads = {}
-
-    def grab(act, *, hook):
-        act.register_hook(lambda g: grads.update(g=g))
-        return act
-
-    with model.hooks(fwd=[(SITE.site, grab)]):
-        fn(model.logits(enc), enc).backward()
-    model.hf.zero_grad(set_to_none=True)
-    g = SITE.extract(grads["g"]).sum((0, 1)).detach()
-    d = SITE.width(model.spec)
-    sae = StandardSAE(StandardSAEConfig(d_in=d, d_sae=D_SAE, apply_b_dec_to_input=False))
-    w = torch.randn(D_SAE, d, generator=torch.Generator().manual_seed(0))
-    w[PLANTED] = g  # the feature along the metric's gradient moves the metric most when ablated
-    w = w / w.norm(dim=1, keepdim=True)
-    with torch.no_grad():
-        sae.W_dec.copy_(w)
-        sae.W_enc.copy_(w.T * 0.1)
-        sae.b_enc.fill_(5.0)
-        sae.b_dec.zero_()
-    return model, sae, [MetricBatch(enc, fn)]
+    return planted_sae_setup(SITE, TOKEN, PLANTED, D_SAE)
 
 
 def test_validation_measures_the_set_each_feature_and_random_controls(setup):
