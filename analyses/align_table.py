@@ -65,6 +65,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--reuse", action="store_true",
                    help="reuse RUNS/eval/eval_NAME.json and OUT/kernel_NAME.json where they exist (their settings and "
                         "prompts must match this run's, else it stops)")
+    p.add_argument("--no-base", action="store_true",
+                   help="leave the untrained base model out of the table (compare recipes with each other only)")
     p.add_argument("--kernel-only", action="store_true", help="with --only: measure kernels, skip evaluation")
     p.add_argument("--kernel-per-class", type=int, default=4,
                    help="held-out prompts per class for the gradient-kernel similarity at each checkpoint (0: skip)")
@@ -398,7 +400,9 @@ def main(argv=None) -> int:
     config = EvalConfig(max_new_tokens=args.max_new_tokens)
     config_dict = json.loads(json.dumps(asdict(config)))  # as it reads back from a cached JSON
     judge = None  # one coherence judge, the unmodified base model, for every checkpoint (loaded when needed)
-    models = {"base": args.base}
+    if args.no_base and args.compare_to == "base":
+        raise SystemExit("--no-base needs --compare-to RECIPE (the paired reference cannot be the base model)")
+    models = {} if args.no_base else {"base": args.base}
     for seed in args.seeds:
         for recipe in args.recipes:
             name = seeded(recipe, seed)

@@ -45,7 +45,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--kernel-top-k", type=int, default=10, help="kernel on each prompt's top-k logits (0: full)")
     p.add_argument("--kernel-last-layers", type=int, default=2, help="kernel over the last L blocks (0: all)")
     p.add_argument("--max-lm-increase", type=float, default=0.1, help="nats/token the LM loss may rise")
-    p.add_argument("--min-auc-rise", type=float, default=0.05, help="probe-AUC rise that counts as clear")
+    p.add_argument("--min-auc-rise", type=float, default=0.05,
+                   help="probe-AUC rise that counts as clear (or half the remaining error 1 - AUC where smaller)")
     p.add_argument("--min-gap-rise", type=float, default=0.01, help="cosine-gap rise that counts as clear")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", default="runs/dcr_diagnostic")
@@ -106,10 +107,17 @@ def run_one(args, name: str, config, train, heldout, kernel_probes) -> dict:
     return record
 
 
+def auc_rise_needed(auc_start: float, min_auc_rise: float) -> float:
+    """The probe-AUC rise that counts as clear: ``min_auc_rise``, or half the probe's remaining error
+    ``(1 - auc_start) / 2`` where that is smaller (a base model already at AUC 0.98 cannot rise by 0.05)."""
+    return min(min_auc_rise, (1.0 - auc_start) / 2)
+
+
 def summary_rows(records: dict[str, dict], max_lm_increase: float, min_auc_rise: float,
                  min_gap_rise: float = 0.01) -> list[dict]:
     """Per configuration: each diagnostic at the start and end of the stage, and whether it separates
-    (probe AUC up by >= min_auc_rise, cosine gap by >= min_gap_rise) while the LM loss rises <= max_lm_increase."""
+    (probe AUC up by :func:`auc_rise_needed`, cosine gap by >= min_gap_rise) while the LM loss rises
+    <= max_lm_increase."""
     rows = []
     for name, rec in records.items():
         by = {}
@@ -123,7 +131,8 @@ def summary_rows(records: dict[str, dict], max_lm_increase: float, min_auc_rise:
         row["lm_increase"] = row["lm_loss_end"] - row["lm_loss_start"]
         row["auc_rise"] = row["probe_auc_end"] - row["probe_auc_start"]
         row["gap_rise"] = row["cos_gap_end"] - row["cos_gap_start"]
-        row["separates"] = bool(row["auc_rise"] >= min_auc_rise and row["gap_rise"] >= min_gap_rise
+        row["auc_rise_needed"] = auc_rise_needed(row["probe_auc_start"], min_auc_rise)
+        row["separates"] = bool(row["auc_rise"] >= row["auc_rise_needed"] and row["gap_rise"] >= min_gap_rise
                                 and row["lm_increase"] <= max_lm_increase)
         row["final_circle_loss"] = rec["losses"][-1] if rec["losses"] else None
         rows.append(row)

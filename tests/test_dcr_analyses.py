@@ -73,3 +73,10 @@ def test_diagnostic_summary_flags_only_separation_within_the_lm_budget():
     assert rows["good"]["separates"] and not rows["breaks-lm"]["separates"] and not rows["flat"]["separates"]
     assert rows["good"]["auc_rise"] == pytest.approx(0.2) and rows["good"]["lm_increase"] == pytest.approx(0.05)
     assert "| good |" in diag.markdown(list(rows.values()))
+
+
+def test_auc_rise_needed_is_capped_by_the_remaining_error():
+    # a probe at 0.6 has room for the full rise; one at 0.98 needs only half its remaining 0.02
+    assert diag.auc_rise_needed(0.6, 0.05) == pytest.approx(0.05)
+    assert diag.auc_rise_needed(0.98, 0.05) == pytest.approx(0.01)
+    assert diag.auc_rise_needed(1.0, 0.05) == pytest.approx(0.0)

@@ -106,3 +106,15 @@ def test_lora_config_rejects_bad_values_and_unknown_targets():
         LoRAConfig(targets="q_proj")
     with pytest.raises(ValueError, match="nope"):
         apply_lora(_tiny(), LoRAConfig(targets=("nope",)))
+    with pytest.raises(ValueError, match=r"save_model=False\) needs lora"):
+        SFTConfig(save_model=False)
+
+
+def test_adapter_state_dict_names_one_adapter_and_fails_on_a_missing_one():
+    model = _tiny()
+    apply_lora(model, LORA)
+    keys = set(adapter_state_dict(model.hf))
+    assert keys == set(adapter_state_dict(model.hf, "default")) and keys
+    assert all(k.startswith("base_model.model.") and ".default." not in k for k in keys)
+    with pytest.raises(ValueError, match="no LoRA adapter named 'other'"):
+        adapter_state_dict(model.hf, "other")

@@ -6,18 +6,10 @@ import torch
 from safetensors.torch import load_file
 
 from interp.models import load_model
-from interp.safemoe.experts import (
-    ADAPTER_FILE,
-    ExpertSpec,
-    add_random_experts,
-    load_experts,
-    named_adapter_state,
-    save_named_adapter,
-    train_expert,
-)
+from interp.safemoe.experts import ExpertSpec, add_random_experts, load_experts, train_expert
 from interp.safemoe.routing import fixed_weights
 from interp.train import SFTConfig, SFTExample
-from interp.train.lora import LoRAConfig
+from interp.train.lora import ADAPTER_FILE, LoRAConfig, adapter_state_dict, save_adapter
 
 LORA = LoRAConfig(rank=4, alpha=8.0)
 SFT = SFTConfig(lr=3e-2, epochs=2, batch_size=4, max_length=160, warmup_steps=0, checkpoint_every=1000, lora=LORA)
@@ -80,14 +72,14 @@ def test_named_adapters_round_trip_bitwise(tmp_path):
             if ".x." in n:
                 p.normal_(0, 0.2, generator=torch.Generator().manual_seed(len(n)))
     add_random_experts(a, tuner, {"rand2": "x"}, seed=7)
-    saved = {n: save_named_adapter(a, n, cfg, tmp_path / n) for n in ("x", "rand2")}
+    saved = {n: save_adapter(a, cfg, tmp_path / n, adapter_name=n) for n in ("x", "rand2")}
     b = _tiny()
     load_experts(b, [ExpertSpec(n, p) for n, p in saved.items()])
     for n in saved:
-        sa, sb = named_adapter_state(a.hf, n), named_adapter_state(b.hf, n)
+        sa, sb = adapter_state_dict(a.hf, n), adapter_state_dict(b.hf, n)
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
     # Random controls are norm-matched to their template, not copies of it.
-    ra, x = named_adapter_state(a.hf, "rand2"), named_adapter_state(a.hf, "x")
+    ra, x = adapter_state_dict(a.hf, "rand2"), adapter_state_dict(a.hf, "x")
     for k in x:
         torch.testing.assert_close(ra[k].norm(), x[k].norm(), rtol=1e-4, atol=1e-6)
         assert not torch.allclose(ra[k], x[k])

@@ -3,7 +3,7 @@
 Training goes through the workbench's trainer (:func:`interp.train.sft.train_sft` with
 ``SFTConfig.lora``), which writes ``out_dir/adapter`` in PEFT's plain-HF layout (keys without the
 bridge's ``_original_component``), loadable by ``PeftModel.from_pretrained`` into a plain HF model.
-The trainer also merges and saves a full model; an expert keeps only its adapter.
+An expert is trained with ``SFTConfig(save_model=False)``: only its adapter is written.
 
 On the routed model every expert is a named peft adapter of one ``LoraModel`` (peft's multi-adapter
 support): :func:`load_experts` injects them and copies the saved weights in, mapping the plain keys
@@ -13,21 +13,16 @@ onto the bridged module names.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from interp.errors import DataFormatError, InterpError
-from interp.io import atomic_dir
-from interp.models.params import clean_name
 from interp.train.examples import SFTExample
-from interp.train.lora import ADAPTER_PREFIX, LoRAConfig
-
-ADAPTER_FILE = "adapter_model.safetensors"
+from interp.train.lora import ADAPTER_FILE, LoRAConfig, adapter_params
 
 
 @dataclass(frozen=True)
@@ -45,7 +40,7 @@ def train_expert(load_base: Callable[[], object], examples: Sequence[SFTExample]
     """Train one expert on a fresh base model; returns its adapter folder (``out_dir/adapter``).
 
     Resumable: a finished adapter is returned as is; an interrupted run resumes from the trainer's
-    checkpoint. The merged full model the trainer writes is deleted (only the adapter is an expert).
+    checkpoint. Only the adapter is written (``save_model=False``).
     """
     from interp.train.sft import train_sft
 
@@ -55,8 +50,7 @@ def train_expert(load_base: Callable[[], object], examples: Sequence[SFTExample]
     adapter = out_dir / "adapter"
     if (adapter / ADAPTER_FILE).exists():
         return adapter
-    train_sft(load_base(), examples, sft_config, out_dir, provenance=provenance)
-    shutil.rmtree(out_dir / "model", ignore_errors=True)
+    train_sft(load_base(), examples, replace(sft_config, save_model=False), out_dir, provenance=provenance)
     return adapter
 
 
@@ -66,30 +60,6 @@ def _lora_config(path: Path) -> LoRAConfig:
         raise DataFormatError(f"{path} has no interp.json: not an adapter written by interp")
     lora = json.loads(meta.read_text())["lora"]
     return LoRAConfig(**{**lora, "targets": tuple(lora["targets"])})
-
-
-def named_adapter_state(hf: torch.nn.Module, name: str) -> dict[str, torch.Tensor]:
-    """Adapter ``name``'s weights under the plain-HF keys of a PEFT adapter file."""
-    tag = f".{name}."
-    out = {}
-    for raw, p in hf.named_parameters():
-        if "lora_" in raw and tag in raw:
-            out[ADAPTER_PREFIX + clean_name(raw).replace(tag, ".")] = p.detach().contiguous().cpu()
-    if not out:
-        raise InterpError(f"the model has no adapter named {name!r}")
-    return out
-
-
-def save_named_adapter(model, name: str, config: LoRAConfig, path: str | Path) -> Path:
-    """Write adapter ``name`` in PEFT's layout (as :func:`interp.train.lora.save_adapter` does for one)."""
-    path = Path(path)
-    peft_config = config.peft_config()
-    peft_config.base_model_name_or_path = model.provenance.get("checkpoint") or model.name
-    with atomic_dir(path) as tmp:
-        save_file(named_adapter_state(model.hf, name), tmp / ADAPTER_FILE, metadata={"format": "pt"})
-        peft_config.save_pretrained(tmp)
-        (tmp / "interp.json").write_text(json.dumps({"lora": config.__dict__ | {"targets": list(config.targets)}}))
-    return path
 
 
 def _add_adapter(model, tuner, name: str, config: LoRAConfig, seed: int):
@@ -116,9 +86,7 @@ def load_experts(model, experts: Sequence[ExpertSpec], tuner=None):
     for i, spec in enumerate(experts):
         tuner = _add_adapter(model, tuner, spec.name, _lora_config(spec.path), seed=i)
         saved = load_file(spec.path / ADAPTER_FILE)
-        tag = f".{spec.name}."
-        wanted = {ADAPTER_PREFIX + clean_name(raw).replace(tag, "."): p
-                  for raw, p in model.hf.named_parameters() if "lora_" in raw and tag in raw}
+        wanted = adapter_params(model.hf, spec.name)
         if set(wanted) != set(saved):
             extra, missing = sorted(set(saved) - set(wanted)), sorted(set(wanted) - set(saved))
             raise DataFormatError(f"adapter {spec.path} does not fit the model: {len(missing)} missing keys "

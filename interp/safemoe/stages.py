@@ -28,11 +28,12 @@ from interp.safemoe.config import SafeMoEConfig
 from interp.safemoe.corpora import build_corpus, read_corpus
 from interp.safemoe.data import safe_informative
 from interp.safemoe.domains import by_domain
-from interp.safemoe.experts import ExpertSpec, add_merges, add_random_experts, load_experts, save_named_adapter
+from interp.safemoe.experts import ExpertSpec, add_merges, add_random_experts, load_experts
 from interp.safemoe.moe import SafeMoE
 from interp.safemoe.prompts import eval_prompts, harm_prompts, harmless_prompts
 from interp.safemoe.router import load_router, save_router, train_router
 from interp.train.examples import SFTExample
+from interp.train.lora import save_adapter
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ def assemble(model, cfg: SafeMoEConfig, out: Path, routers: bool = True) -> Safe
     else:
         add_random_experts(model, tuner, random_names, seed=cfg.seed)
         for n in random_names:
-            save_named_adapter(model, n, cfg.expert_sft.lora, out / "random_experts" / n)
+            save_adapter(model, cfg.expert_sft.lora, out / "random_experts" / n, adapter_name=n)
     merges = add_merges(tuner, cfg.domains)
     moe = SafeMoE(model, tuner, tuple(cfg.domains), {}, tuple(merges + extra))
     if routers:

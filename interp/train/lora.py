@@ -15,11 +15,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from interp.errors import InterpError
 from interp.io import atomic_dir
 from interp.models.params import clean_name
 
 _WRAPPER = "._original_component"
 ADAPTER_PREFIX = "base_model.model."
+ADAPTER_FILE = "adapter_model.safetensors"
 """How PEFT names the keys of a saved adapter (``PeftModel`` -> ``LoraModel`` -> the HF model)."""
 
 
@@ -83,28 +85,30 @@ def lora_layers(hf_model: torch.nn.Module) -> dict[str, torch.nn.Module]:
     return {n: m for n, m in hf_model.named_modules() if isinstance(m, LoraLayer)}
 
 
-def adapter_state_dict(hf_model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Adapter weights under the keys ``PeftModel.from_pretrained`` reads for a plain HF model.
+def adapter_params(hf_model: torch.nn.Module, adapter_name: str = "default") -> dict[str, torch.nn.Parameter]:
+    """Adapter ``adapter_name``'s parameters under the keys ``PeftModel.from_pretrained`` reads for a plain
+    HF model: ``...q_proj._original_component.lora_A.NAME.weight`` -> ``base_model.model....q_proj.lora_A.weight``."""
+    tag = f".{adapter_name}."
+    return {ADAPTER_PREFIX + clean_name(raw).replace(tag, "."): p
+            for raw, p in hf_model.named_parameters() if "lora_" in raw and tag in raw}
 
-    ``...q_proj._original_component.lora_A.default.weight`` -> ``base_model.model....q_proj.lora_A.weight``.
-    """
-    out = {}
-    for name, p in hf_model.named_parameters():
-        if "lora_" in name:
-            key = clean_name(name).replace(".default.", ".")
-            out[ADAPTER_PREFIX + key] = p.detach().contiguous().cpu()
+
+def adapter_state_dict(hf_model: torch.nn.Module, adapter_name: str = "default") -> dict[str, torch.Tensor]:
+    """Detached CPU copies of :func:`adapter_params` (what an adapter file holds)."""
+    out = {k: p.detach().contiguous().cpu() for k, p in adapter_params(hf_model, adapter_name).items()}
     if not out:
-        raise ValueError("the model has no LoRA adapters to save")
+        raise InterpError(f"the model has no LoRA adapter named {adapter_name!r} to save")
     return out
 
 
-def save_adapter(model, config: LoRAConfig, path: str | Path) -> Path:
-    """Write ``adapter_model.safetensors`` and ``adapter_config.json`` (PEFT's layout), atomically."""
+def save_adapter(model, config: LoRAConfig, path: str | Path, adapter_name: str = "default") -> Path:
+    """Write adapter ``adapter_name`` as ``adapter_model.safetensors`` and ``adapter_config.json`` (PEFT's
+    layout, for models without the bridge) plus ``interp.json`` (its :class:`LoRAConfig`), atomically."""
     path = Path(path)
     peft_config = config.peft_config()  # plain module names: the file is for models without the bridge
     peft_config.base_model_name_or_path = model.provenance.get("checkpoint") or model.name
     with atomic_dir(path) as tmp:
-        save_file(adapter_state_dict(model.hf), tmp / "adapter_model.safetensors", metadata={"format": "pt"})
+        save_file(adapter_state_dict(model.hf, adapter_name), tmp / ADAPTER_FILE, metadata={"format": "pt"})
         peft_config.save_pretrained(tmp)
         (tmp / "interp.json").write_text(json.dumps({"lora": config.__dict__ | {"targets": list(config.targets)}}))
     return path

@@ -70,6 +70,9 @@ class SFTConfig:
     lora: LoRAConfig | None = None
     """Train low-rank adapters (peft) instead of the weights; merged into the saved model at the end,
     and also written as a PEFT adapter to ``out_dir/adapter``. None: full fine-tuning."""
+    save_model: bool = True
+    """Write the merged full model to ``out_dir/model``. False (LoRA only): write just ``out_dir/adapter``
+    and leave the adapters unmerged on the model (a SafeMoE expert is its adapter, not a 135M-weight copy)."""
     lr_scales: tuple[tuple[str, float], ...] = ()
     """(name prefix, factor) pairs: a trainable parameter whose name starts with a prefix trains at
     ``lr * factor`` (first match wins; others at ``lr``), e.g. a lower rate for the layers below DCR's ``l``."""
@@ -77,6 +80,8 @@ class SFTConfig:
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1 or self.max_length < 8 or self.grad_accum < 1:
             raise ValueError(f"invalid SFTConfig: {self}")
+        if not self.save_model and self.lora is None:
+            raise ValueError("SFTConfig(save_model=False) needs lora: without an adapter nothing would be saved")
         if self.mixed_precision not in (None, "no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision must be 'no', 'fp16', 'bf16' or None, got {self.mixed_precision!r}")
         object.__setattr__(self, "lr_scales", tuple((str(p), float(f)) for p, f in self.lr_scales))
@@ -328,16 +333,20 @@ def _step(acc, objective, model, examples: list[SFTExample], config: SFTConfig, 
 
 
 def _save_result(is_main: bool, model, config: SFTConfig, out_dir: Path, record: dict) -> Path:
-    """Merge LoRA adapters (every process: the model is trained in place) and write the outputs (main only)."""
-    model_dir = out_dir / "model"
+    """Merge LoRA adapters (every process: the model is trained in place) and write the outputs (main only).
+
+    Returns the saved model's folder, or the adapter's under ``save_model=False``."""
+    model_dir = out_dir / "model" if config.save_model else out_dir / "adapter"
     if config.lora is not None:
         from interp.train.lora import merge_lora, save_adapter
 
         if is_main:
             save_adapter(model, config.lora, out_dir / "adapter")
-        merge_lora(model)
+        if config.save_model:
+            merge_lora(model)
     if is_main:
-        model.save(model_dir, extra={"name": str(model_dir)})
+        if config.save_model:
+            model.save(model_dir, extra={"name": str(model_dir)})
         write_json(out_dir / "train.json", record)
         if (out_dir / "checkpoint").exists():
             import shutil
