@@ -395,13 +395,13 @@ def main(argv=None) -> int:
     from interp.train.plots import training_curves
 
     args = parse(argv)
+    if args.no_base and args.compare_to == "base":
+        raise SystemExit("--no-base needs --compare-to RECIPE (the paired reference cannot be the base model)")
     out, runs = Path(args.out), Path(args.runs)
     prompts = eval_prompts(args.data_dir, args.per_source, args.harmless_per_source)
     config = EvalConfig(max_new_tokens=args.max_new_tokens)
     config_dict = json.loads(json.dumps(asdict(config)))  # as it reads back from a cached JSON
     judge = None  # one coherence judge, the unmodified base model, for every checkpoint (loaded when needed)
-    if args.no_base and args.compare_to == "base":
-        raise SystemExit("--no-base needs --compare-to RECIPE (the paired reference cannot be the base model)")
     models = {} if args.no_base else {"base": args.base}
     for seed in args.seeds:
         for recipe in args.recipes:

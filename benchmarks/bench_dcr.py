@@ -29,22 +29,19 @@ from interp.data.prompts import concat
 from interp.models import load_model
 from interp.ntk import NTKConfig, kernel_similarity
 from interp.train.contrastive import ContrastiveConfig, balanced_batches, circle_loss, contrastive_refine
-from interp.train.freeze import tail_parameter_names
+from interp.train.freeze import freeze, tail_parameter_names
 
 
 def classes(per_class: int):
-    """Seemingly harmful and harmful built-in prompts, ``per_class`` each (cycled if there are fewer)."""
+    """Seemingly harmful and harmful built-in prompts, ``per_class`` each (all of a class if it has fewer)."""
     a, b = builtin_prompts("seemingly_harmful"), builtin_prompts("harmful")
     return a.sample(min(per_class, len(a)), seed=0), b.sample(min(per_class, len(b)), seed=0)
 
 
 def plain_loop(model, a, b, config: ContrastiveConfig) -> list[float]:
     """Seconds per step of a hand-written contrastive loop over the same balanced batches."""
-    frozen = set(tail_parameter_names(model, config.layer))
-    named = model.named_parameters()  # clean names, as tail_parameter_names gives them
-    for n, p in named.items():
-        p.requires_grad_(n not in frozen)
-    params = [p for p in named.values() if p.requires_grad]
+    freeze(model, tail_parameter_names(model, config.layer))  # the parameters contrastive_refine trains
+    params = [p for p in model.hf.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     loss_fn = circle_loss(config.margin, config.gamma)
     labels = torch.tensor([0] * config.per_class + [1] * config.per_class, device=model.device)

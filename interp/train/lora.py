@@ -21,8 +21,9 @@ from interp.models.params import clean_name
 
 _WRAPPER = "._original_component"
 ADAPTER_PREFIX = "base_model.model."
-ADAPTER_FILE = "adapter_model.safetensors"
 """How PEFT names the keys of a saved adapter (``PeftModel`` -> ``LoraModel`` -> the HF model)."""
+ADAPTER_FILE = "adapter_model.safetensors"
+"""PEFT's file name of an adapter's weights."""
 
 
 @dataclass(frozen=True)
