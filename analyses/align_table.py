@@ -96,26 +96,6 @@ def eval_prompts(data_dir, per_source: int | None = None, harmless_per_source: i
     return concat("heldout", sets)
 
 
-def load_cached_eval(path: Path, config: dict, prompts, dtype: str = "float32") -> dict:
-    """A cached evaluation, only if it used these settings, this dtype and exactly these prompts (else a
-    clear error). Evaluations cached before the dtype was recorded were float32."""
-    saved = json.loads(path.read_text())
-    if saved["provenance"].get("dtype", "float32") != dtype:
-        raise ValueError(f"{path} was evaluated in {saved['provenance'].get('dtype', 'float32')}, not {dtype}; "
-                         f"delete it or run without --reuse")
-    if saved["provenance"].get("config") != config:
-        old = saved["provenance"].get("config", {})
-        differ = sorted(k for k in config.keys() | old.keys() if old.get(k) != config.get(k))
-        raise ValueError(f"{path} was evaluated with other settings (differing: {', '.join(differ)}); "
-                         f"delete it or run without --reuse")
-    want = sorted((p.label, p.source, p.text) for p in prompts)
-    got = sorted((r["label"], r["source"], r["prompt"]) for r in saved["records"])
-    if want != got:
-        raise ValueError(f"{path} scored other prompts ({len(got)} cached vs {len(want)} now); "
-                         f"delete it or run without --reuse")
-    return saved
-
-
 def data_selection(data_dir, per_source: int | None = None, seed: int = 0):
     """The recipes' training pools and this table's held-out evaluation prompts."""
     from interp.data.selection import DataSelection
@@ -386,6 +366,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 def main(argv=None) -> int:
     from interp.evaluate import Estimate, EvalConfig, evaluate
+    from interp.evaluate.cache import load_cached_eval
     from interp.evaluate.compare import compare
     from interp.evaluate.plots import headline_bars
     from interp.evaluate.redact import redact

@@ -18,6 +18,7 @@ config -> compute -> plot -> write. For a (safety-trained) checkpoint:
    in turn: refusal rate and MC accuracy.
 
     python analyses/heads_tradeoff.py --model PATH [--out figures/heads] [--eval-per-class 40] [--rank-by magnitude]
+        [--study-only]
 
 Run it once on the instruct model and once on the STL checkpoint for the two rows of the overlap table.
 """
@@ -96,6 +97,8 @@ class Config:
     """Permutations of the overlap tests."""
     direction_layer_stride: int = 1
     """Evaluate every n-th candidate layer when choosing the refusal direction (1: all; the quick report: 2)."""
+    study_only: bool = False
+    """Stop after step 1 (the head study and its overlap statistics); skip directions, sweep and ablations."""
 
 
 def refusal_rate(replies: list[str]) -> float:
@@ -230,6 +233,9 @@ def run(cfg: Config, out: str) -> dict:
     write_text(f"{out}/overlap.md", overlap_markdown(model.name, {
         "attribution, all heads": results["overlap"],
         f"activation patching, top-{cfg.candidate_k} candidates": results["candidate_overlap"]}))
+    if cfg.study_only:
+        write_json(f"{out}/heads_tradeoff.json", results)
+        return results
 
     judge = CoherenceJudge.for_model(model)
     results["coherence_judge"] = judge.to_dict()
@@ -325,6 +331,8 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--permutations", type=int, default=d.n_permutations)
     ap.add_argument("--direction-layer-stride", type=int, default=d.direction_layer_stride,
                     help="evaluate every n-th candidate layer when choosing the refusal direction")
+    ap.add_argument("--study-only", action="store_true",
+                    help="only the head study and its overlap (step 1); no directions, sweep or ablations")
     add_device_args(ap)
     return ap.parse_args(argv)
 
@@ -335,8 +343,15 @@ def main(argv=None) -> int:
     cfg = Config(a.model, tuple(a.data), a.n_train, a.n_eval, a.max_new_tokens, a.top_k, tuple(a.alphas),
                  tuple(a.scales), a.batch_size, a.seed, a.data_dir, a.device, a.dtype, rank_by=a.rank_by,
                  overlap_ks=tuple(a.overlap_k), candidate_k=a.candidate_k, n_permutations=a.permutations,
-                 direction_layer_stride=a.direction_layer_stride)
+                 direction_layer_stride=a.direction_layer_stride, study_only=a.study_only)
     res = run(cfg, a.out)
+    if cfg.study_only:
+        for name in ("overlap", "candidate_overlap"):
+            ov = res[name]
+            print(f"{name} ({ov['rank_by']}): " + ", ".join(
+                f"J@{k}={j:.2f} (p={ov['jaccard_p'][k]:.3g})" for k, j in ov["jaccard"].items()))
+        print(f"files in {a.out}")
+        return 0
     rd = res["refusal_direction"]
     print(f"refusal direction layer {rd['layer']}: ASR {rd['baseline']['asr_harmful']:.2f} -> "
           f"{rd['ablated']['asr_harmful']:.2f} when ablated ({rd['asr_increase_points']:+.0f} points); "

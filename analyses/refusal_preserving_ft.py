@@ -42,7 +42,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=8e-5)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (data order, adapters)")
-    p.add_argument("--per-source", type=int, default=None, help="held-out prompts per source (default: all)")
+    p.add_argument("--per-source", type=int, default=None,
+                   help="held-out harmful / seemingly harmful / harmless prompts per source (default: all; "
+                        "factual questions are always all scored)")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=VARIANTS,
                    help="constrained / constrained-frozen need an exported hook_z subspace; upstream-frozen "
@@ -84,13 +86,15 @@ def subspace_drift(model, subspace, texts: list[str], reference) -> float:
 
 def data_selection(data_dir, per_source: int | None = None):
     """Factual training half for the fine-tune, harmful/harmless training halves for the residual subspaces;
-    every class's held-out half for the evaluation."""
+    every class's held-out half for the evaluation (``per_source`` caps the generated classes' sources)."""
     from interp.data.prompts import concat
     from interp.data.selection import DataSelection
     from interp.data.suites import load_suite
 
+    # factual items are scored by likelihood (MC1/MC2), which is cheap: their held-out half is never capped
     held = concat("heldout", [ps for label in ("harmful", "seemingly_harmful", "harmless", "factual")
-                              for ps in load_suite(label, data_dir).test(per_source).values()])
+                              for ps in load_suite(label, data_dir).test(
+                                  None if label == "factual" else per_source).values()])
     train = {label: load_suite(label, data_dir).train() for label in ("factual", "harmful", "harmless")}
     return DataSelection("refusal_preserving_ft", train, {"heldout": held})
 
@@ -156,7 +160,8 @@ def main(argv=None) -> int:
     import time
     from dataclasses import asdict, replace
 
-    from interp.evaluate import EvalConfig, cross_entropy, evaluate
+    from interp.evaluate import Estimate, EvalConfig, cross_entropy
+    from interp.evaluate.cache import evaluate_cached
     from interp.evaluate.plots import headline_bars
     from interp.figures import save_figure
     from interp.io import write_json
@@ -212,8 +217,9 @@ def main(argv=None) -> int:
         safe = (weights, alignment)
     reference = last_token_activations(base, subspace.site, probe_texts) if subspace else None
 
-    aligned_eval = evaluate(base, held, config, judge_model=base)
-    aligned = {"metrics": {k: aligned_eval.metrics[k].to_dict() for k in KEYS if k in aligned_eval.metrics},
+    # every evaluation is cached under --runs (full replies stay there) and reused when rerun after a cut
+    aligned_eval = evaluate_cached(runs / "aligned" / "eval.json", base, held, config, base, args.dtype)
+    aligned = {"metrics": {k: aligned_eval["metrics"][k] for k in KEYS if k in aligned_eval["metrics"]},
                "general_text_loss": cross_entropy(base), "trained_parameters": 0}
     rows: dict = {"aligned": aligned}
     evals: dict = {}
@@ -231,6 +237,8 @@ def main(argv=None) -> int:
             if done is not None:  # resumable: a finished fine-tune with the same settings is not redone
                 model = load_model(str(run_dir / "model"), device=args.device, dtype=args.dtype)
             else:
+                for stale in run_dir.glob("eval_*.json"):  # evaluations of an earlier fine-tune
+                    stale.unlink()
                 t0 = time.perf_counter()
                 res = truthful_finetune(model, factual_train, plan.sft, run_dir, plan.constraint, n=args.n_train,
                                         provenance={"variant": name, "dtype": args.dtype,
@@ -238,11 +246,13 @@ def main(argv=None) -> int:
                 done = {"recipe_config": asdict(plan.sft), "steps": res.steps, "final_loss": res.losses[-1][1],
                         "seconds": time.perf_counter() - t0, "variant": name, "n_train": args.n_train}
                 write_json(run_dir / "done.json", done)
+                # evaluate what was saved, so a rerun (which loads it) scores the very same model
+                model = load_model(str(run_dir / "model"), device=args.device, dtype=args.dtype)
             post = plan.post(model) if plan.post else None
-            ev = evaluate(model, held, config, judge_model=base)
+            ev = evaluate_cached(run_dir / f"eval_{name}.json", model, held, config, base, args.dtype)
             evals[key] = ev
             row = {"variant": name, "seed": seed,
-                   "metrics": {k: ev.metrics[k].to_dict() for k in KEYS if k in ev.metrics},
+                   "metrics": {k: ev["metrics"][k] for k in KEYS if k in ev["metrics"]},
                    "general_text_loss": cross_entropy(model), "trained_parameters": n_trained,
                    "steps": done["steps"], "final_loss": done["final_loss"],
                    "seconds_per_step": done["seconds"] / done["steps"],
@@ -270,7 +280,8 @@ def main(argv=None) -> int:
         "data": {"factual_train": len(factual_train), "harmful_train": len(harmful_train),
                  "heldout": {label: len(held.by_label(label)) for label in ("harmful", "seemingly_harmful", "harmless",
                                                                      "factual")}}})
-    metrics = {"aligned": aligned_eval.metrics, **{k: e.metrics for k, e in evals.items()}}
+    metrics = {name: {k: Estimate(**v) for k, v in e["metrics"].items()}
+               for name, e in {"aligned": aligned_eval, **evals}.items()}
     save_figure(headline_bars(metrics, "truthfulness fine-tuning: refusal-preserving variants"), out / "headline",
                 {k: r["metrics"] for k, r in rows.items()})
     for key, row in rows.items():

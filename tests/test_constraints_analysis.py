@@ -19,11 +19,12 @@ def test_refusal_preserving_ft_runs_every_variant_on_tiny_models(tmp_path):
                 p.add_(0.02 * torch.randn(p.shape, generator=g))
     aligned.save(tmp_path / "aligned", extra={"name": "tiny-aligned"})
     variants = ["unconstrained", "upstream-frozen", "lora", "safe-lora", "residual", "null-space", "anchor"]
-    rc = load_analysis("refusal_preserving_ft").main([
+    args = [
         "--model", str(tmp_path / "aligned"), "--pre-model", "tiny", "--out", str(tmp_path / "out"),
         "--runs", str(tmp_path / "runs"), "--n-train", "4", "--batch-size", "4", "--per-source", "2",
         "--max-new-tokens", "2", "--freeze-layer", "1", "--n-subspace", "4", "--null-space-prompts", "2",
-        "--device", "cpu", "--variants", *variants])
+        "--device", "cpu", "--variants", *variants]
+    rc = load_analysis("refusal_preserving_ft").main(args)
     assert rc == 0
     table = json.loads((tmp_path / "out" / "finetune.json").read_text())["table"]
     assert set(table) == {"aligned", *(f"{v}/seed0" for v in variants)}
@@ -41,3 +42,11 @@ def test_refusal_preserving_ft_runs_every_variant_on_tiny_models(tmp_path):
             assert {"factual/mc1", "harmful/refusal_rate"} <= set(row["vs_aligned"])
             assert "refusal_gap" in row["criterion"] and "passed" in row["criterion"]
     assert "factual/mc2" in table["anchor/seed0"]["vs_unconstrained"]
+
+    # every evaluation is cached under --runs; a rerun after a cut reuses fine-tunes and evaluations alike
+    cached = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("eval*.json")}
+    assert len(cached) == 1 + len(variants)
+    assert load_analysis("refusal_preserving_ft").main(args) == 0
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("eval*.json")} == cached
+    again = json.loads((tmp_path / "out" / "finetune.json").read_text())["table"]
+    assert {k: r["metrics"] for k, r in again.items()} == {k: r["metrics"] for k, r in table.items()}

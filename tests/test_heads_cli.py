@@ -22,3 +22,20 @@ def test_heads_cli_writes_scores_overlap_and_figures(tmp_path, capsys):
     assert set(ov["jaccard"]) == {"2", "4"} and -1.0 <= ov["spearman"] <= 1.0
     assert 0.0 < ov["spearman_p"] <= 1.0
     assert "overlap: J@2=" in capsys.readouterr().out
+
+
+def test_attention_views_show_only_built_in_harmful_prompts():
+    """The study's attention views go into figures: a benchmark's harmful prompt is never among them."""
+    from interp.data.prompts import Prompt, PromptSet
+    from interp.data.registry import load_prompt_sets
+    from interp.heads.study import HeadStudyConfig, run_head_study
+    from interp.models import load_model
+
+    builtin = load_prompt_sets(("builtin:harmful", "builtin:harmless", "builtin:factual"))
+    marker = [Prompt(f"benchmark request number {i}", "harmful", "advbench") for i in range(40)]
+    prompts = PromptSet("mixed", tuple(marker) + builtin.prompts)
+    study = run_head_study(load_model("tiny"), prompts, HeadStudyConfig(n_prompts=40, ks=(2,), figure_k=2,
+                                                                        n_permutations=10, batch_size=8))
+    shown = study.examples["harmful"]
+    assert len(shown) == 2 and not any("benchmark request" in t for t in shown)
+    assert set(shown) <= set(builtin.by_label("harmful").texts)

@@ -78,7 +78,7 @@ class HeadStudy:
     config: HeadStudyConfig
     """Settings."""
     examples: dict[str, list[str]]
-    """A few prompts per class (for attention views)."""
+    """A few prompts per class (for attention views; harmful ones only from the built-in set)."""
     candidates: CandidatePatching | None = None
     """Exact patching on attribution's top candidates and its overlap, if asked for."""
 
@@ -124,7 +124,10 @@ def run_head_study(
         cands = patch_candidates(model, refusal, truth, PatchTarget(harmful.texts, ref_metric, ref_base),
                                  PatchTarget(items, tr_metric, base), cfg.candidate_k, cfg.ks, "magnitude",
                                  cfg.n_permutations, cfg.seed, cfg.batch_size, names=names)
-    examples = {"harmful": harmful.texts[:2], "factual": items[:2]}
+    # the attention views are written into figures: only built-in harmful prompts (already in this
+    # repository) are shown there, never a benchmark's harmful text
+    own = [p.text for p in harmful if p.source == "builtin"]
+    examples = {"harmful": own[:2], "factual": items[:2]}
     return HeadStudy(refusal, truth, ov, probes, cfg, examples, cands)
 
 
