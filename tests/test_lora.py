@@ -12,7 +12,7 @@ from helpers import Kill
 
 from interp.models import TinyConfig, load_model
 from interp.train import SFTConfig, SFTExample, train_sft
-from interp.train.lora import LoRAConfig, adapter_state_dict, apply_lora, merge_lora
+from interp.train.lora import LoRAConfig, adapter_config, adapter_state_dict, apply_lora, merge_lora
 
 EXAMPLES = [SFTExample(f"question {i}?", f"answer number {i}.", "general") for i in range(12)]
 LORA = LoRAConfig(rank=4, alpha=8.0)
@@ -69,6 +69,7 @@ def test_adapter_file_loads_into_plain_peft_and_merged_model_reloads(tmp_path):
     from interp.train.lora import save_adapter
 
     save_adapter(model, LORA, tmp_path / "adapter")
+    assert adapter_config(tmp_path / "adapter") == LORA  # the record a reader rebuilds the adapter from
     keys = set(adapter_state_dict(model.hf))
     assert "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" in keys
     assert not any("_original_component" in k or ".default." in k for k in keys)
@@ -118,3 +119,13 @@ def test_adapter_state_dict_names_one_adapter_and_fails_on_a_missing_one():
     assert all(k.startswith("base_model.model.") and ".default." not in k for k in keys)
     with pytest.raises(ValueError, match="no LoRA adapter named 'other'"):
         adapter_state_dict(model.hf, "other")
+
+
+def test_adapter_config_names_a_folder_that_is_no_interp_adapter(tmp_path):
+    from interp.errors import DataFormatError
+
+    with pytest.raises(DataFormatError, match="no interp.json"):
+        adapter_config(tmp_path)
+    (tmp_path / "interp.json").write_text('{"name": "a model, not an adapter"}')
+    with pytest.raises(DataFormatError, match="not an interp adapter record"):
+        adapter_config(tmp_path)

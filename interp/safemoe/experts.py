@@ -12,7 +12,6 @@ onto the bridged module names.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,7 +21,7 @@ from safetensors.torch import load_file
 
 from interp.errors import DataFormatError, InterpError
 from interp.train.examples import SFTExample
-from interp.train.lora import ADAPTER_FILE, LoRAConfig, adapter_params
+from interp.train.lora import ADAPTER_FILE, LoRAConfig, adapter_config, adapter_params
 
 
 @dataclass(frozen=True)
@@ -54,14 +53,6 @@ def train_expert(load_base: Callable[[], object], examples: Sequence[SFTExample]
     return adapter
 
 
-def _lora_config(path: Path) -> LoRAConfig:
-    meta = path / "interp.json"
-    if not meta.is_file():
-        raise DataFormatError(f"{path} has no interp.json: not an adapter written by interp")
-    lora = json.loads(meta.read_text())["lora"]
-    return LoRAConfig(**{**lora, "targets": tuple(lora["targets"])})
-
-
 def _add_adapter(model, tuner, name: str, config: LoRAConfig, seed: int):
     from peft.tuners.lora import LoraModel
 
@@ -84,7 +75,7 @@ def load_experts(model, experts: Sequence[ExpertSpec], tuner=None):
     if len(set(names)) != len(names):
         raise InterpError(f"expert names must be unique, got {names}")
     for i, spec in enumerate(experts):
-        tuner = _add_adapter(model, tuner, spec.name, _lora_config(spec.path), seed=i)
+        tuner = _add_adapter(model, tuner, spec.name, adapter_config(spec.path), seed=i)
         saved = load_file(spec.path / ADAPTER_FILE)
         wanted = adapter_params(model.hf, spec.name)
         if set(wanted) != set(saved):

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from interp.errors import InterpError
+from interp.errors import DataFormatError, InterpError
 from interp.io import atomic_dir
 from interp.models.params import clean_name
 
@@ -113,6 +113,18 @@ def save_adapter(model, config: LoRAConfig, path: str | Path, adapter_name: str 
         peft_config.save_pretrained(tmp)
         (tmp / "interp.json").write_text(json.dumps({"lora": config.__dict__ | {"targets": list(config.targets)}}))
     return path
+
+
+def adapter_config(path: str | Path) -> LoRAConfig:
+    """The :class:`LoRAConfig` that :func:`save_adapter` recorded in ``path/interp.json``."""
+    meta = Path(path) / "interp.json"
+    if not meta.is_file():
+        raise DataFormatError(f"{path} has no interp.json: not an adapter written by interp")
+    try:
+        lora = json.loads(meta.read_text())["lora"]
+        return LoRAConfig(**{**lora, "targets": tuple(lora["targets"])})
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DataFormatError(f"{meta} is not an interp adapter record: {e!r}") from e
 
 
 def merge_lora(model) -> int:
