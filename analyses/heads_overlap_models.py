@@ -5,7 +5,8 @@ config -> compute -> plot -> write. Reads the head studies that ``analyses/heads
 ``candidate_patching.json``) and recomputes, from the saved scores, the refusal x truthfulness overlap
 under both rankings (magnitude of the effect, and signed score) for the attribution maps over all heads
 and for exact activation patching over the candidate heads: Jaccard@k with its permutation p-value and
-chance level, Spearman. Also how much each map moves between models (refusal heads of model A vs of
+chance level, Spearman; and whether the magnitudes agree within layers (not only because both effects
+grow with depth). Also how much each map moves between models (refusal heads of model A vs of
 model B). No model is loaded. ::
 
     python analyses/heads_overlap_models.py --study instruct=figures/heads/instruct --study stl=figures/heads/stl \
@@ -60,7 +61,28 @@ def overlaps(study: dict, ks, n_permutations: int, seed: int) -> dict[str, dict]
         out[f"patching/{by}"] = candidate_overlap(study["patched_refusal"], study["patched_truth"],
                                                   study["candidates"], ks, n_permutations, seed, by=by,
                                                   names=("refusal", "truth")).to_dict()
+    out["attribution/within-layer"] = within_layer(study["refusal"], study["truth"], n_permutations, seed)
     return out
+
+
+def within_layer(a: HeadScores, b: HeadScores, n_permutations: int, seed: int) -> dict:
+    """Spearman of the two maps' magnitudes within each layer, averaged over layers, with a permutation
+    p-value (heads shuffled within their layer): is the magnitude agreement more than both effects growing
+    with depth?"""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    x, y = a.scores.abs().numpy(), b.scores.abs().numpy()
+
+    def stat(yy) -> float:
+        return float(np.mean([spearmanr(x[la], yy[la])[0] for la in range(x.shape[0])]))
+
+    rng = np.random.default_rng(seed)
+    obs = stat(y)
+    hits = sum(stat(np.stack([rng.permutation(r) for r in y])) >= obs - 1e-12 for _ in range(n_permutations))
+    depth = float(spearmanr(x.mean(1), y.mean(1))[0])
+    return {"mean_within_layer_spearman": obs, "p": (1 + hits) / (1 + n_permutations),
+            "n_permutations": n_permutations, "layer_mean_spearman": depth}
 
 
 def drift(a: dict, b: dict, ks, n_permutations: int, seed: int) -> dict[str, dict]:
@@ -88,11 +110,20 @@ def markdown(results: dict, drifts: dict, ks) -> str:
     for model, ovs in results.items():
         for key, ov in ovs.items():
             scoring, by = key.split("/")
+            if by == "within-layer":
+                continue
             lines.append(f"| {model} | {scoring} | {by} | {ov['settings']['n_heads']} | " + " | ".join(_cells(ov, ks))
                          + f" | {ov['spearman']:.2f} ({ov['spearman_p']:.3g}) |")
     lines += ["", "attribution: attribution patching over all heads; patching: exact activation patching of the "
               "union of both attribution maps' top-k heads by magnitude, null over those heads only. p: one-sided "
               "permutation test (at least this overlap); chance: mean Jaccard@k under the permutations.", ""]
+    lines += ["Magnitude agreement within layers (attribution; Spearman of |score| per layer, mean over layers; "
+              "p: heads permuted within their layer) and of the layer means:", ""]
+    for model, ovs in results.items():
+        w = ovs["attribution/within-layer"]
+        lines.append(f"- {model}: within-layer {w['mean_within_layer_spearman']:.2f} (p={w['p']:.3g}, "
+                     f"{w['n_permutations']} permutations); layer means {w['layer_mean_spearman']:.2f}")
+    lines.append("")
     if drifts:
         lines += ["## The same map on two models (attribution, magnitude)", "",
                   "| models | map | " + " | ".join(f"J@{k} (p; chance)" for k in ks) + " | Spearman (p) |",
@@ -147,6 +178,9 @@ def main(argv=None) -> int:
     save_figure(maps_figure(studies), out / "head_maps_models")
     for name, ovs in results.items():
         for key, ov in ovs.items():
+            if "jaccard" not in ov:
+                print(name, key, ov)
+                continue
             print(name, key, {k: round(v, 2) for k, v in ov["jaccard"].items()},
                   {k: round(v, 3) for k, v in ov["jaccard_p"].items()})
     return 0

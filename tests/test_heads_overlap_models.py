@@ -21,7 +21,9 @@ def test_overlap_of_two_studies_reproduces_each_study_and_names_the_drift(tmp_pa
     res = json.loads((tmp_path / "out" / "overlap_models.json").read_text())
     assert set(res["overlap"]) == {"a", "b"}
     assert set(res["overlap"]["a"]) == {"attribution/magnitude", "attribution/signed", "patching/magnitude",
-                                        "patching/signed"}
+                                        "patching/signed", "attribution/within-layer"}
+    w = res["overlap"]["a"]["attribution/within-layer"]
+    assert -1 <= w["mean_within_layer_spearman"] <= 1 and 0 < w["p"] <= 1
     # the study's own overlap (computed while it ran, in its ranking) is reproduced from the saved scores
     own = json.loads((tmp_path / "m0" / "overlap.json").read_text())
     ours = res["overlap"]["a"][f"attribution/{own['rank_by']}"]
