@@ -42,6 +42,9 @@ def test_refusal_preserving_ft_runs_every_variant_on_tiny_models(tmp_path):
             assert {"factual/mc1", "harmful/refusal_rate"} <= set(row["vs_aligned"])
             assert "refusal_gap" in row["criterion"] and "passed" in row["criterion"]
     assert "factual/mc2" in table["anchor/seed0"]["vs_unconstrained"]
+    md = (tmp_path / "out" / "table.md").read_text()
+    assert md.count("\n| ") == 2 + len(variants)  # the rule line, aligned, every variant
+    assert "| null-space/seed0 |" in md and "Held-out n: harmful" in md
 
     # every evaluation is cached under --runs; a rerun after a cut reuses fine-tunes and evaluations alike
     cached = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("eval*.json")}
