@@ -443,7 +443,9 @@ def test_evaluation_harness_metrics_agree(ref, low):
 @pytest.mark.real
 def test_embedded_model_in_bf16_agrees(real_model):
     """SmolLM2-135M in bf16 against float32 (measured: logits rel 1.4 %, refusal log-odds within 0.12
-    nats, refusal directions at cosine >= 0.97, same first-token argmax on all 8 prompts)."""
+    nats, refusal directions at cosine >= 0.97). The first-token argmax agrees wherever float32's top two
+    are apart by more than bf16's resolution there (0.125 between 16 and 32); on a near-tie ("What is the
+    capital of France?": 25.33 vs 25.24) bf16 may pick float32's second, depending on batch and threads."""
     from interp.directions import refusal_directions
     from interp.evaluate import first_token_logits, refusal_score, refusal_token_ids
 
@@ -455,7 +457,11 @@ def test_embedded_model_in_bf16_agrees(real_model):
     ids = refusal_token_ids(real_model.tokenizer)
     a, b = first_token_logits(real_model, harmful + harmless), first_token_logits(low, harmful + harmless)
     assert rel(a, b) < 5e-2
-    assert torch.equal(a.argmax(-1), b.argmax(-1))
+    top2 = a.float().topk(2, dim=-1)
+    clear = (top2.values[:, 0] - top2.values[:, 1]) > 0.25
+    assert clear.sum() >= 4, "half the prompts (5 of 8 measured) should have a clear float32 favourite"
+    assert torch.equal(a.argmax(-1)[clear], b.argmax(-1)[clear])
+    assert bool((b.argmax(-1)[:, None] == top2.indices).any(-1).all()), "bf16 picked outside float32's top two"
     assert float((refusal_score(a, ids) - refusal_score(b, ids)).abs().max()) < 0.5
     da, db = refusal_directions(real_model, harmful, harmless), refusal_directions(low, harmful, harmless)
     cos = torch.nn.functional.cosine_similarity(da.vectors[1:], db.vectors[1:], dim=-1)  # layer 0: embedding
