@@ -23,7 +23,6 @@ import argparse
 import csv
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 RECIPES = ("stl", "stl-aug", "dcr", "dcr-frozen", "dcr-strong")
@@ -365,8 +364,8 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def main(argv=None) -> int:
-    from interp.evaluate import Estimate, EvalConfig, evaluate
-    from interp.evaluate.cache import load_cached_eval
+    from interp.evaluate import Estimate, EvalConfig
+    from interp.evaluate.cache import evaluate_to, load_cached_eval
     from interp.evaluate.compare import compare
     from interp.evaluate.plots import headline_bars
     from interp.evaluate.redact import redact
@@ -381,7 +380,6 @@ def main(argv=None) -> int:
     out, runs = Path(args.out), Path(args.runs)
     prompts = eval_prompts(args.data_dir, args.per_source, args.harmless_per_source)
     config = EvalConfig(max_new_tokens=args.max_new_tokens)
-    config_dict = json.loads(json.dumps(asdict(config)))  # as it reads back from a cached JSON
     judge = None  # one coherence judge, the unmodified base model, for every checkpoint (loaded when needed)
     models = {} if args.no_base else {"base": args.base}
     for seed in args.seeds:
@@ -400,17 +398,15 @@ def main(argv=None) -> int:
         # the full evaluation (harmful prompts and replies) stays under runs/; figures get a redacted copy
         cached = runs / "eval" / f"eval_{name}.json"
         if args.reuse and cached.exists():
-            saved = load_cached_eval(cached, config_dict, prompts, args.dtype)
+            saved = load_cached_eval(cached, config, prompts, args.dtype)
         elif (args.only and name not in args.only) or args.kernel_only:
             continue
         else:
             if judge is None:
                 judge = load_model(args.base, device=args.device, dtype=args.dtype)
             model = load_model(ref, device=args.device, dtype=args.dtype)
-            saved = evaluate(model, prompts, config, judge_model=judge).to_dict()
-            saved["provenance"] |= {"dtype": args.dtype, "device": str(model.device)}
+            saved = evaluate_to(cached, model, prompts, config, judge, args.dtype)
             del model
-            write_json(cached, saved)
         write_json(out / f"eval_{name}.json", redact(saved))
         results[name] = {k: Estimate(**v) for k, v in saved["metrics"].items()}
         provenance[name] = saved["provenance"]

@@ -21,6 +21,7 @@ from pathlib import Path
 from plotly.subplots import make_subplots
 
 from interp.heads import HeadScores, candidate_overlap, overlap
+from interp.heads.overlap import jaccard_cell
 from interp.heads.plots import head_heatmap
 
 RANKINGS = ("magnitude", "signed")
@@ -91,19 +92,6 @@ def drift(a: dict, b: dict, ks, n_permutations: int, seed: int) -> dict[str, dic
             for m in ("refusal", "truth")}
 
 
-def _cells(ov: dict, ks) -> list[str]:
-    cells = []
-    for k in ks:
-        j = ov["jaccard"].get(k, ov["jaccard"].get(str(k)))
-        if j is None:
-            cells.append("n/a")
-            continue
-        p = ov["jaccard_p"].get(k, ov["jaccard_p"].get(str(k)))
-        null = ov["jaccard_null"].get(k, ov["jaccard_null"].get(str(k)))
-        cells.append(f"{j:.2f} ({p:.3g}; {null:.2f})")
-    return cells
-
-
 def markdown(results: dict, drifts: dict, ks) -> str:
     head = "| model | scoring | ranking | heads | " + " | ".join(f"J@{k} (p; chance)" for k in ks) + " | Spearman (p) |"
     lines = ["## Refusal x truthfulness head overlap", "", head, "|" + " --- |" * (len(ks) + 5)]
@@ -112,7 +100,8 @@ def markdown(results: dict, drifts: dict, ks) -> str:
             scoring, by = key.split("/")
             if by == "within-layer":
                 continue
-            lines.append(f"| {model} | {scoring} | {by} | {ov['settings']['n_heads']} | " + " | ".join(_cells(ov, ks))
+            cells = " | ".join(jaccard_cell(ov, k) for k in ks)
+            lines.append(f"| {model} | {scoring} | {by} | {ov['settings']['n_heads']} | {cells}"
                          + f" | {ov['spearman']:.2f} ({ov['spearman_p']:.3g}) |")
     lines += ["", "attribution: attribution patching over all heads; patching: exact activation patching of the "
               "union of both attribution maps' top-k heads by magnitude, null over those heads only. p: one-sided "
@@ -130,7 +119,7 @@ def markdown(results: dict, drifts: dict, ks) -> str:
                   "|" + " --- |" * (len(ks) + 3)]
         for pair, d in drifts.items():
             for m, ov in d.items():
-                lines.append(f"| {pair} | {m} | " + " | ".join(_cells(ov, ks))
+                lines.append(f"| {pair} | {m} | " + " | ".join(jaccard_cell(ov, k) for k in ks)
                              + f" | {ov['spearman']:.2f} ({ov['spearman_p']:.3g}) |")
         lines.append("")
     return "\n".join(lines)

@@ -48,6 +48,7 @@ from interp.evaluate import generate, is_refusal, mc_scores
 from interp.evaluate.coherence import CoherenceJudge
 from interp.figures import save_figure
 from interp.heads import answer_activations, head_means, probe_heads, refusal_metric, truth_metric
+from interp.heads.overlap import jaccard_cell
 from interp.heads.scores import RankBy
 from interp.heads.study import HeadStudyConfig, run_head_study, write_head_study
 from interp.interventions import ablate_direction, add_direction, mean_ablate_heads, steer_heads
@@ -189,10 +190,7 @@ def overlap_markdown(model: str, overlaps: dict[str, dict]) -> str:
     head = "| comparison | ranking | heads | " + " | ".join(f"J@{k} (p; chance)" for k in ks) + " | Spearman (p) |"
     lines = [f"## Head overlap: {model}", "", head, "|" + " --- |" * (len(ks) + 4)]
     for name, ov in overlaps.items():
-        cells = []
-        for k in ks:
-            j, p, null = (ov[f].get(k, ov[f].get(str(k))) for f in ("jaccard", "jaccard_p", "jaccard_null"))
-            cells.append("n/a" if j is None else f"{j:.2f} ({p:.3g}; {null:.2f})")
+        cells = [jaccard_cell(ov, k) for k in ks]
         lines.append(f"| {name} | {ov['rank_by']} | {ov['settings']['n_heads']} | " + " | ".join(cells)
                      + f" | {ov['spearman']:.2f} ({ov['spearman_p']:.3g}) |")
     lines += ["", "p: permutation test (chance of at least this overlap between unrelated rankings); chance: mean "
@@ -337,6 +335,15 @@ def parse(argv=None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def print_overlaps(res: dict) -> None:
+    for name in ("overlap", "candidate_overlap"):
+        ov = res[name]
+        print(f"{name} ({ov['rank_by']}, {ov['settings']['n_heads']} heads): "
+              + ", ".join(f"J@{k}={j:.2f} (p={ov['jaccard_p'][k]:.3g}, chance {ov['jaccard_null'][k]:.2f})"
+                          for k, j in ov["jaccard"].items())
+              + f", Spearman {ov['spearman']:.3f} (p={ov['spearman_p']:.3g})")
+
+
 def main(argv=None) -> int:
     a = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -346,10 +353,7 @@ def main(argv=None) -> int:
                  direction_layer_stride=a.direction_layer_stride, study_only=a.study_only)
     res = run(cfg, a.out)
     if cfg.study_only:
-        for name in ("overlap", "candidate_overlap"):
-            ov = res[name]
-            print(f"{name} ({ov['rank_by']}): " + ", ".join(
-                f"J@{k}={j:.2f} (p={ov['jaccard_p'][k]:.3g})" for k, j in ov["jaccard"].items()))
+        print_overlaps(res)
         print(f"files in {a.out}")
         return 0
     rd = res["refusal_direction"]
@@ -357,12 +361,7 @@ def main(argv=None) -> int:
           f"{rd['ablated']['asr_harmful']:.2f} when ablated ({rd['asr_increase_points']:+.0f} points); "
           f"harmless refusal {rd['baseline']['refusal_rate_harmless']:.2f} -> "
           f"{rd['added']['refusal_rate_harmless']:.2f} when added")
-    for name in ("overlap", "candidate_overlap"):
-        ov = res[name]
-        print(f"{name} ({ov['rank_by']}, {ov['settings']['n_heads']} heads): "
-              + ", ".join(f"J@{k}={j:.2f} (p={ov['jaccard_p'][k]:.3g}, chance {ov['jaccard_null'][k]:.2f})"
-                          for k, j in ov["jaccard"].items())
-              + f", Spearman {ov['spearman']:.3f} (p={ov['spearman_p']:.3g})")
+    print_overlaps(res)
     for r in res["tradeoff"]:
         print(f"{r['method']:>16} strength {r['strength']:>5}: MC1 {r['mc1_accuracy']:.2f}, "
               f"ASR {r['asr_harmful']:.2f}")

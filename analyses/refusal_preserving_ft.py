@@ -272,9 +272,7 @@ def main(argv=None) -> int:
             # Safe-LoRA post-processes the LoRA fine-tune: it shares (and reuses) that run.
             run_dir = runs / ("lora" if name == "safe-lora" else name) / f"seed{seed}"
             done = finished(run_dir, plan.sft, args.n_train)
-            if done is not None:  # resumable: a finished fine-tune with the same settings is not redone
-                model = load_model(str(run_dir / "model"), device=args.device, dtype=args.dtype)
-            else:
+            if done is None:  # resumable: a finished fine-tune with the same settings is not redone
                 for stale in run_dir.glob("eval_*.json"):  # evaluations of an earlier fine-tune
                     stale.unlink()
                 t0 = time.perf_counter()
@@ -284,8 +282,8 @@ def main(argv=None) -> int:
                 done = {"recipe_config": asdict(plan.sft), "steps": res.steps, "final_loss": res.losses[-1][1],
                         "seconds": time.perf_counter() - t0, "variant": name, "n_train": args.n_train}
                 write_json(run_dir / "done.json", done)
-                # evaluate what was saved, so a rerun (which loads it) scores the very same model
-                model = load_model(str(run_dir / "model"), device=args.device, dtype=args.dtype)
+            # evaluate what was saved, so a rerun (which loads it) scores the very same model
+            model = load_model(str(run_dir / "model"), device=args.device, dtype=args.dtype)
             post = plan.post(model) if plan.post else None
             ev = evaluate_cached(run_dir / f"eval_{name}.json", model, held, config, base, args.dtype)
             evals[key] = ev
@@ -311,14 +309,13 @@ def main(argv=None) -> int:
     for key, row in rows.items():
         if key != "aligned":
             row["criterion"] = criterion(row, aligned, rows.get(f"unconstrained/seed{row['seed']}"))
+    heldout_n = {label: len(held.by_label(label)) for label in ("harmful", "seemingly_harmful", "harmless", "factual")}
     write_json(out / "finetune.json", {
         "table": rows, "model": args.model, "pre_model": args.pre_model, "config": vars(args),
         "subspace": str(sub_path) if sub_path else None,
         "residual_subspaces": None if residual is None else residual.provenance,
         "data": {"factual_train": len(factual_train), "harmful_train": len(harmful_train),
-                 "heldout": {label: len(held.by_label(label)) for label in ("harmful", "seemingly_harmful", "harmless",
-                                                                     "factual")}}})
-    heldout_n = {label: len(held.by_label(label)) for label in ("harmful", "seemingly_harmful", "harmless", "factual")}
+                 "heldout": heldout_n}})
     write_text(out / "table.md", markdown_table(rows, heldout_n))
     metrics = {name: {k: Estimate(**v) for k, v in e["metrics"].items()}
                for name, e in {"aligned": aligned_eval, **evals}.items()}

@@ -46,17 +46,22 @@ def load_cached_eval(path: str | Path, config, prompts, dtype: str = "float32",
     return saved
 
 
-def evaluate_cached(path: str | Path, model, prompts, config, judge_model=None, dtype: str = "float32") -> dict:
-    """The dict of ``evaluate(model, prompts, config, judge_model=...)``, read from ``path`` when it holds this
-    very evaluation (:func:`load_cached_eval`, checked against ``model``'s provenance), else computed and
-    written there atomically. Either way the dict is the JSON's, so a first run and a rerun see the same."""
+def evaluate_to(path: str | Path, model, prompts, config, judge_model=None, dtype: str = "float32") -> dict:
+    """``evaluate(model, prompts, config, judge_model=...)`` written to ``path`` atomically, with the dtype and
+    device in its provenance (what :func:`load_cached_eval` checks); returns the JSON's dict, so a first run
+    and a rerun that reads the cache see the same."""
     from interp.evaluate.harness import evaluate
     from interp.io import write_json
 
-    path = Path(path)
-    if path.exists():
-        return load_cached_eval(path, config, prompts, dtype, model.provenance)
     saved = evaluate(model, prompts, config, judge_model=judge_model).to_dict()
     saved["provenance"] |= {"dtype": dtype, "device": str(model.device)}
     write_json(path, saved)
-    return json.loads(path.read_text())
+    return json.loads(Path(path).read_text())
+
+
+def evaluate_cached(path: str | Path, model, prompts, config, judge_model=None, dtype: str = "float32") -> dict:
+    """The evaluation at ``path`` when it holds this very one (:func:`load_cached_eval`, checked against
+    ``model``'s provenance), else :func:`evaluate_to` ``path``."""
+    if Path(path).exists():
+        return load_cached_eval(path, config, prompts, dtype, model.provenance)
+    return evaluate_to(path, model, prompts, config, judge_model, dtype)

@@ -80,6 +80,13 @@ class Overlap:
         return d
 
 
+def jaccard_cell(ov: dict, k: int) -> str:
+    """``"J (p; chance)"`` of Jaccard@k from an :meth:`Overlap.to_dict` (keys as ints or, read back from
+    JSON, strings), or ``"n/a"`` where k was not computed: one table cell."""
+    j, p, null = (ov[f].get(k, ov[f].get(str(k))) for f in ("jaccard", "jaccard_p", "jaccard_null"))
+    return "n/a" if j is None else f"{j:.2f} ({p:.3g}; {null:.2f})"
+
+
 def overlap(
     a: HeadScores, b: HeadScores, ks: Sequence[int] = (5, 10, 20, 30), n_permutations: int = 1000,
     seed: int = 0, absolute: bool = False, names: tuple[str, str] | None = None, *,
