@@ -80,3 +80,19 @@ def test_basis_is_lazy_and_respects_max_rank():
     con.before_step(model)
     con.after_step(model)
     assert con.ranks == [(0, 3)]
+
+
+def test_basis_does_not_depend_on_the_prompt_batching():
+    """One prompt per forward (the cheap default) spans the same row space as batched forwards."""
+    from interp.train.null_space import jacobian_basis
+
+    model, sub = _setup()
+    params = trainable(model)
+    spans = []
+    for batch in (1, 4):
+        blocks = jacobian_basis(model, sub, HARMFUL, params, NullSpaceConfig(batch_size=batch, tol=1e-9))
+        b = torch.cat([x.reshape(len(x), -1) for x in blocks], dim=1).double()
+        spans.append(b.T @ b)  # the projector onto the basis' span
+    assert NullSpaceConfig().batch_size == 1
+    assert torch.linalg.matrix_rank(spans[0]) == len(HARMFUL) * (sub.n_streams - 1) * 2
+    torch.testing.assert_close(spans[0], spans[1], atol=1e-6, rtol=0)

@@ -3,7 +3,7 @@
 The protected quantities are the refusal components ``c = Q_s · pool(a_s(x))`` of harmful prompts x at
 the chosen residual streams s (:func:`interp.train.residual_subspaces.refusal_components`): m scalars.
 Their Jacobian J [m, N] with respect to the N trainable parameters (the LoRA adapters under peft, where
-N is small enough; any trainable set works) is computed with one forward per prompt batch and
+N is small enough; any trainable set works) is computed with one forward per prompt (``batch_size``) and
 m / ``rows_per_backward`` vmapped backward passes, and its row space gets an orthonormal basis B (from
 the eigendecomposition of the m x m Gram matrix J Jᵀ).
 Each optimizer update Δθ is then replaced by ``(I - BᵀB) Δθ`` after the step (exact for Adam: the
@@ -43,10 +43,13 @@ class NullSpaceConfig:
     """Keep at most this many basis directions (the largest singular values of J); None: all."""
     tol: float = 1e-6
     """Relative singular-value cut: directions of J below ``tol * s_max`` are treated as absent."""
-    batch_size: int = 8
-    """Prompts per forward pass of the Jacobian."""
-    rows_per_backward: int = 32
-    """Jacobian rows per (vmapped) backward pass: more is faster on an accelerator, and takes memory."""
+    batch_size: int = 1
+    """Prompts per forward pass of the Jacobian. 1 is cheapest: a prompt's components depend only on its own
+    forward, yet every backward row traverses the whole batch's graph, so a batch of b multiplies the
+    backward work by b (b = 8 took > 7 min for 16 prompts x 30 streams x rank 2 on 2 CPU cores)."""
+    rows_per_backward: int = 64
+    """Jacobian rows per (vmapped) backward pass: more is faster on an accelerator, and takes memory
+    (64 covers one prompt's 30 streams x rank 2 in one pass)."""
 
     def __post_init__(self) -> None:
         if self.refresh_every < 0 or self.batch_size < 1 or self.rows_per_backward < 1 or not 0 < self.tol < 1:
